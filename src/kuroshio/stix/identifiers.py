@@ -1,0 +1,31 @@
+"""STIX identifiers: `type--UUID` format, the type an id names, and deterministic SCO ids."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+# RFC 4122 UUID of version 1-5 (the variant the STIX 2.1 specification and the OASIS schemas require).
+_ID = re.compile(
+    r"([a-z][a-z0-9-]+[a-z0-9])--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}\Z"
+)
+TYPE_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*-?\Z")
+
+# Namespace for deterministic SCO ids (STIX 2.1 part 1, section 2.9).
+SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
+
+
+def id_type(value: object) -> str | None:
+    """Return the object type an identifier names, or None if it is not a STIX identifier."""
+    if type(value) is not str:
+        return None
+    m = _ID.match(value)
+    return m.group(1) if m else None
+
+
+def uuid_version(value: str) -> int:
+    return int(value[-22], 16)  # the version nibble of the UUID part
+
+
+def new_id(object_type: str) -> str:
+    return f"{object_type}--{uuid.uuid4()}"
