@@ -1,0 +1,365 @@
+"""Command line: init, user, collection, serve, import, export, demo. Non-interactive, one clear line per error."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, BinaryIO, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from .config import ConfigError
+from .node import Node, NodeError
+from .principals import Role
+from .store import ObjectFilter, StoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Kuroshio partner node: STIX 2.1 over TAXII 2.1 with releasability enforced at every boundary.")
+user_app = typer.Typer(no_args_is_help=True, help="Manage users and API tokens.")
+collection_app = typer.Typer(no_args_is_help=True, help="Manage collections and which organisations may use them.")
+app.add_typer(user_app, name="user")
+app.add_typer(collection_app, name="collection")
+
+err = Console(stderr=True)
+out = Console()
+
+HomeArg = Annotated[Path, typer.Argument(help="The node's home directory.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _open(home: Path) -> Node:
+    try:
+        return Node.open(home)
+    except (ConfigError, NodeError, StoreError) as exc:
+        fail(str(exc))
+
+
+@app.command()
+def init(
+    home: HomeArg,
+    org: Annotated[str, typer.Option(help="Short name of the organisation running the node, e.g. TWN.")],
+    name: Annotated[str | None, typer.Option(help="Display name of the organisation, e.g. Taiwan.")] = None,
+    store: Annotated[str | None, typer.Option(help="Store URL (default sqlite:///node.db in the home).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port the node serves on (default 8470).")] = None,
+) -> None:
+    """Create a node home: configuration, organisation identity, signing key, default collections."""
+    try:
+        node = Node.init(home, org, org_name=name, store_url=store, port=port)
+    except (NodeError, StoreError, OSError) as exc:
+        fail(str(exc))
+    cfg = node.config
+    node.close()
+    out.print(f"Created node {cfg.org} in {cfg.home}")
+    out.print(f"  identity   {cfg.identity}")
+    out.print(f"  API root   /{cfg.default_api_root}/ with collections: shared, reference (custom content allowed)")
+    out.print(f"  next       kuroshio user add {home} alice --role contributor --password-stdin")
+
+
+@user_app.command("add")
+def user_add(
+    home: HomeArg,
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="reader, contributor or admin.")] = "reader",
+    org: Annotated[str | None, typer.Option(help="Organisation (created with its identity on first use); "
+                                                 "default: the node's own.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+    token: Annotated[bool, typer.Option("--token", help="Create an API token and print it (shown once).")] = False,
+) -> None:
+    """Add a user (and their organisation if new); optionally set a password and issue an API token."""
+    try:
+        role_value = Role.parse(role)
+    except ValueError as exc:
+        fail(str(exc))
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            fail("no password on standard input: pipe it in, e.g. `echo \"$PW\" | kuroshio user add ... --password-stdin`")
+    if not password and not token:
+        fail("the user would have no way to log in: give --password-stdin and/or --token")
+    node = _open(home)
+    try:
+        user, shown = node.add_user(username, role_value, org=org, password=password, token=token)
+        org_name = org or node.config.org
+    except (NodeError, StoreError, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"Added {role_value.label} {user.username} of {org_name}", highlight=False)
+    if shown:
+        # the token alone on stdout's last line so scripts can capture it
+        print(shown)
+
+
+@collection_app.command("add")
+def collection_add(
+    home: HomeArg,
+    alias: Annotated[str, typer.Argument(help="Short name used in URLs and commands.")],
+    title: Annotated[str | None, typer.Option(help="Human-readable title.")] = None,
+    description: Annotated[str, typer.Option(help="What the collection holds.")] = "",
+    allow_custom: Annotated[bool, typer.Option("--allow-custom", help="Accept custom STIX content (x- types, "
+                                                                      "custom properties).")] = False,
+    api_root: Annotated[str | None, typer.Option(help="API root (default: the node's first).")] = None,
+) -> None:
+    """Add a collection; the node's own organisation may read and write it."""
+    node = _open(home)
+    try:
+        root = api_root or node.config.default_api_root
+        if node.config.api_root(root) is None:
+            fail(f"no API root '{root}' in {home}/node.toml")
+        coll = node.store.add_collection(root, alias, title or alias, description, allow_custom=allow_custom)
+        home_org = node.store.organisation(node.config.org)
+        assert home_org is not None
+        node.store.grant(coll.id, home_org.id, can_read=True, can_write=True)
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"Added collection {alias} ({coll.id}) in API root {root}", highlight=False)
+
+
+@collection_app.command("grant")
+def collection_grant(
+    home: HomeArg,
+    alias: Annotated[str, typer.Argument(help="Collection alias or id.")],
+    org: Annotated[str, typer.Argument(help="Organisation name.")],
+    read: Annotated[bool, typer.Option("--read/--no-read", help="May read.")] = True,
+    write: Annotated[bool, typer.Option("--write/--no-write", help="May write (contributors and admins).")] = False,
+    api_root: Annotated[str | None, typer.Option(help="API root (default: the node's first).")] = None,
+) -> None:
+    """Allow an organisation to read and/or write a collection."""
+    node = _open(home)
+    try:
+        coll = node.collection(api_root or node.config.default_api_root, alias)
+        organisation = node.store.organisation(org)
+        if organisation is None:
+            known = ", ".join(o.name for o in node.store.organisations())
+            fail(f"no organisation '{org}' (known: {known}); `kuroshio user add {home} USER --org {org}` creates it")
+        node.store.grant(coll.id, organisation.id, can_read=read, can_write=write)
+    except (NodeError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"{org} may {'read' if read else 'not read'} and {'write' if write else 'not write'} {coll.alias}",
+              highlight=False)
+
+
+@collection_app.command("list")
+def collection_list(home: HomeArg) -> None:
+    """List collections and object counts."""
+    node = _open(home)
+    try:
+        operator = node.operator()
+        table = Table("API root", "alias", "id", "custom", "objects", "title")
+        for c in node.store.collections():
+            count = node.store.count(operator, c) if node.store.access(c.id, operator.org.id) else "-"
+            table.add_row(c.api_root, c.alias, c.id, "yes" if c.allow_custom else "no", str(count), c.title)
+    finally:
+        node.close()
+    out.print(table)
+
+
+@app.command()
+def serve(
+    home: HomeArg,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default from node.toml).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default from node.toml).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the node's TAXII 2.1 API until interrupted."""
+    import uvicorn
+
+    from .taxii import create_app
+
+    node = _open(home)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    bind_host = host or node.config.host
+    bind_port = port or node.config.port
+    err.print(f"Kuroshio node {node.config.org} serving TAXII 2.1 at http://{bind_host}:{bind_port}/taxii2/",
+              highlight=False)
+    try:
+        uvicorn.run(create_app(node), host=bind_host, port=bind_port, log_level=log_level, access_log=False,
+                    server_header=False)
+    finally:
+        node.close()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TextColumn("{task.fields[objects]} objects"), TimeRemainingColumn(), console=err,
+                    transient=False)
+
+
+class _CountingReader:
+    """A binary reader that reports how many bytes were read (drives the progress bar)."""
+
+    def __init__(self, raw: BinaryIO, report: Callable[[int], object]) -> None:
+        self.raw = raw
+        self.report = report
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.report(len(data))
+        return data
+
+
+def _batched(items: Iterator[object], size: int) -> Iterator[list[object]]:
+    batch: list[object] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@app.command("import")
+def import_(
+    home: HomeArg,
+    files: Annotated[list[Path], typer.Argument(help="Bundles or envelopes (JSON, optionally .gz), any size.")],
+    collection: Annotated[str, typer.Option(help="Collection alias or id to store into.")],
+    api_root: Annotated[str | None, typer.Option(help="API root (default: the node's first).")] = None,
+    batch: Annotated[int, typer.Option(help="Objects per transaction.")] = 1000,
+) -> None:
+    """Import STIX bundles or TAXII envelopes as the node's own organisation, with a progress bar."""
+    import gzip
+
+    from .ingest import ingest
+    from .stix.stream import StreamError, iter_objects
+
+    for f in files:
+        if not f.is_file():
+            fail(f"{f} is not a file")
+    node = _open(home)
+    stored = present = rejected = 0
+    reasons: list[str] = []
+    try:
+        coll = node.collection(api_root or node.config.default_api_root, collection)
+        operator = node.operator()
+        with _progress() as progress:
+            for f in files:
+                task = progress.add_task(f.name, total=f.stat().st_size, objects=0)
+                count = 0
+                with open(f, "rb") as raw:
+                    counted = _CountingReader(raw, lambda n, t=task: progress.update(t, advance=n))
+                    fp = gzip.GzipFile(fileobj=counted) if f.suffix == ".gz" else counted
+                    try:
+                        for chunk in _batched(iter_objects(fp), batch):
+                            record = ingest(node.store, operator, coll, chunk)
+                            details = orjson.loads(record.details)
+                            for s in details["successes"]:
+                                if s.get("message") == "already stored":
+                                    present += 1
+                                else:
+                                    stored += 1
+                            for failure in details["failures"]:
+                                rejected += 1
+                                if len(reasons) < 20:
+                                    reasons.append(f"{f.name}: {failure['message']}")
+                            count += len(chunk)
+                            progress.update(task, objects=count)
+                    except (StreamError, OSError, EOFError) as exc:
+                        fail(f"{f}: {exc}")
+    except (NodeError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"Imported into {coll.alias}: {stored} stored, {present} already present, {rejected} rejected",
+              highlight=False)
+    if rejected:
+        for r in reasons:
+            err.print(f"  rejected: {r}", highlight=False, soft_wrap=True)
+        if rejected > len(reasons):
+            err.print(f"  ... and {rejected - len(reasons)} more", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    home: HomeArg,
+    collection: Annotated[str, typer.Option(help="Collection alias or id.")],
+    type_: Annotated[list[str] | None, typer.Option("--type", help="Only objects of this type (repeatable).")] = None,
+    id_: Annotated[list[str] | None, typer.Option("--id", help="Only this object id (repeatable).")] = None,
+    version: Annotated[str, typer.Option(help="last, first, all, or a timestamp.")] = "last",
+    added_after: Annotated[str | None, typer.Option(help="Only objects added after this timestamp.")] = None,
+    api_root: Annotated[str | None, typer.Option(help="API root (default: the node's first).")] = None,
+) -> None:
+    """Write a STIX 2.1 bundle of a collection to standard output."""
+    from .stix import timestamps
+
+    if added_after is not None and timestamps.check(added_after) is not None:
+        fail(f"--added-after '{added_after}' is not a timestamp of the form YYYY-MM-DDTHH:mm:ss[.s+]Z")
+    versions = [v if v in ("first", "last", "all") else timestamps.key(v) for v in version.split(",")]
+    for v in version.split(","):
+        if v not in ("first", "last", "all") and timestamps.check(v) is not None:
+            fail(f"--version '{v}' must be last, first, all or a timestamp")
+    node = _open(home)
+    stdout = sys.stdout.buffer
+    try:
+        coll = node.collection(api_root or node.config.default_api_root, collection)
+        operator = node.operator()
+        flt = ObjectFilter(added_after=timestamps.to_micros(added_after) if added_after else None, ids=id_ or None,
+                           types=type_ or None, versions=versions, limit=5000)
+        stdout.write(b'{"type":"bundle","id":"bundle--' + str(uuid.uuid4()).encode() + b'","objects":[')
+        first = True
+        while True:
+            page = node.store.query(operator, coll, flt)
+            for row in page.rows:
+                if row.raw is None:
+                    continue
+                stdout.write(row.raw if first else b"," + row.raw)
+                first = False
+            if not page.more:
+                break
+            flt.cursor = page.next_cursor
+        stdout.write(b"]}\n")
+        stdout.flush()
+    except (NodeError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option(help="Where the demo node lives (re-used if present).")] = Path(".demo/node"),
+    port: Annotated[int, typer.Option(help="Port of the demo node.")] = 8470,
+    data: Annotated[Path | None, typer.Option(help="Folder of real third-party data (default: ../shared/data "
+                                                   "or $KUROSHIO_DATA).")] = None,
+) -> None:
+    """Start a demo node with demo data loaded, print how to reach it, and serve until Ctrl-C."""
+    from .demo import run_demo
+
+    data_dir = data or Path(os.environ.get("KUROSHIO_DATA", "../shared/data"))
+    try:
+        run_demo(home, port, data_dir, out)
+    except (NodeError, StoreError, ConfigError) as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Node configuration: identity, server settings, store URL, API roots and keys, read from DIR/node.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+CONFIG_FILE = "node.toml"
+DEFAULT_PORT = 8470
+
+
+class ConfigError(Exception):
+    """The node configuration is missing or wrong; the message says where and what to do."""
+
+
+@dataclass
+class ApiRootConfig:
+    name: str
+    title: str
+    description: str = ""
+
+
+@dataclass
+class NodeConfig:
+    home: Path
+    org: str  # short organisation name, e.g. TWN
+    org_name: str  # display name, e.g. Taiwan
+    identity: str  # the organisation's STIX identity id
+    title: str
+    description: str = ""
+    contact: str = ""
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    max_content_length: int = 10 * 1024 * 1024
+    page_size: int = 1000  # default page when a client gives no limit
+    max_page_size: int = 10000  # largest page served, whatever limit a client asks for
+    store_url: str = "sqlite:///node.db"
+    signing_key: str = "keys/signing.key"
+    api_roots: list[ApiRootConfig] = field(default_factory=lambda: [
+        ApiRootConfig("intel", "Intelligence", "STIX 2.1 intelligence shared by this node")
+    ])
+
+    @property
+    def default_api_root(self) -> str:
+        return self.api_roots[0].name
+
+    def api_root(self, name: str) -> ApiRootConfig | None:
+        return next((r for r in self.api_roots if r.name == name), None)
+
+    def path(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.home / p
+
+    def save(self) -> None:
+        data: dict[str, Any] = {
+            "node": {"org": self.org, "org_name": self.org_name, "identity": self.identity, "title": self.title,
+                     "description": self.description, "contact": self.contact},
+            "server": {"host": self.host, "port": self.port, "max_content_length": self.max_content_length,
+                       "page_size": self.page_size, "max_page_size": self.max_page_size},
+            "store": {"url": self.store_url},
+            "keys": {"signing_key": self.signing_key},
+            "api_roots": [asdict(r) for r in self.api_roots],
+        }
+        (self.home / CONFIG_FILE).write_text(tomli_w.dumps(data))
+
+    @classmethod
+    def load(cls, home: Path) -> NodeConfig:
+        path = home / CONFIG_FILE
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist: create a node home first with `kuroshio init {home} --org NAME`")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML ({exc}): fix the file or re-create the node home") from None
+        try:
+            node = data["node"]
+            server = data.get("server", {})
+            roots = [ApiRootConfig(**r) for r in data.get("api_roots", [])]
+            cfg = cls(
+                home=home,
+                org=node["org"],
+                org_name=node.get("org_name", node["org"]),
+                identity=node["identity"],
+                title=node.get("title", f"Kuroshio node {node['org']}"),
+                description=node.get("description", ""),
+                contact=node.get("contact", ""),
+                host=server.get("host", "127.0.0.1"),
+                port=int(server.get("port", DEFAULT_PORT)),
+                max_content_length=int(server.get("max_content_length", 10 * 1024 * 1024)),
+                page_size=int(server.get("page_size", 1000)),
+                max_page_size=int(server.get("max_page_size", 10000)),
+                store_url=data.get("store", {}).get("url", "sqlite:///node.db"),
+                signing_key=data.get("keys", {}).get("signing_key", "keys/signing.key"),
+            )
+            if roots:
+                cfg.api_roots = roots
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: missing or invalid setting {exc}: compare with the example in docs/operations.md") from None
+        if not 1 <= cfg.page_size <= cfg.max_page_size:
+            raise ConfigError(f"{path}: server.page_size must be between 1 and server.max_page_size")
+        return cfg

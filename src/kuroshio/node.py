@@ -1,0 +1,208 @@
+"""A node: its configuration, store and keys; creating a node home; organisations and users; authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .config import CONFIG_FILE, ApiRootConfig, ConfigError, NodeConfig
+from .ingest import ingest
+from .principals import (
+    Principal,
+    Role,
+    User,
+    burn_password_check,
+    hash_password,
+    new_token,
+    split_token,
+    token_matches,
+    verify_password,
+)
+from .stix import timestamps
+from .stix.identifiers import new_id
+from .store import Collection, Store, open_store
+
+DEFAULT_COLLECTIONS = (
+    # alias, title, description, allow_custom
+    ("shared", "Shared intelligence", "STIX 2.1 intelligence exchanged with partners", False),
+    ("reference", "Reference frameworks",
+     "Third-party reference content such as MITRE ATT&CK, with its custom object types", True),
+)
+
+
+class NodeError(Exception):
+    """An operation on the node failed; the message says what, where and what to do."""
+
+
+def identity_object(name: str, *, sectors: list[str] | None = None) -> dict[str, Any]:
+    now = timestamps.now()
+    obj: dict[str, Any] = {
+        "type": "identity", "spec_version": "2.1", "id": new_id("identity"), "created": now, "modified": now,
+        "name": name, "identity_class": "organization",
+    }
+    if sectors:
+        obj["sectors"] = sectors
+    return obj
+
+
+@dataclass
+class _CachedLogin:
+    user_id: int
+    password_hash: str  # the hash the password was verified against: a changed password voids the entry
+    expires: float
+
+
+class Node:
+    """One partner's node: configuration + store + signing key."""
+
+    LOGIN_CACHE_SECONDS = 300.0
+
+    def __init__(self, config: NodeConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._login_key = secrets.token_bytes(32)  # keys the in-memory cache of verified passwords
+        self._logins: dict[bytes, _CachedLogin] = {}
+        self._logins_lock = threading.Lock()
+
+    # -- opening and creating --
+    @classmethod
+    def open(cls, home: str | Path, *, migrate: bool = True) -> Node:
+        home = Path(home).resolve()
+        config = NodeConfig.load(home)
+        store = open_store(config.store_url, base_dir=home)
+        if migrate:
+            store.migrate()
+        return cls(config, store)
+
+    @classmethod
+    def init(cls, home: str | Path, org: str, *, org_name: str | None = None, store_url: str | None = None,
+             port: int | None = None, api_root: str = "intel") -> Node:
+        home = Path(home).resolve()
+        if (home / CONFIG_FILE).exists():
+            raise NodeError(f"{home} is already a node home ({CONFIG_FILE} exists): use another directory")
+        if not org or not org.replace("-", "").replace("_", "").isalnum():
+            raise NodeError(f"organisation name '{org}' must be letters, digits, '-' or '_' (e.g. TWN)")
+        home.mkdir(parents=True, exist_ok=True)
+        identity = identity_object(org_name or org)
+        config = NodeConfig(home=home, org=org, org_name=org_name or org, identity=identity["id"],
+                            title=f"Kuroshio node {org}",
+                            description=f"Partner node of {org_name or org}",
+                            api_roots=[ApiRootConfig(api_root, "Intelligence", "STIX 2.1 intelligence shared by this node")])
+        if store_url:
+            config.store_url = store_url
+        if port:
+            config.port = port
+        _write_signing_key(config.path(config.signing_key))
+        config.save()
+        store = open_store(config.store_url, base_dir=home)
+        store.migrate()
+        node = cls(config, store)
+        home_org = store.add_organisation(org, identity, home=True)
+        for alias, title, description, allow_custom in DEFAULT_COLLECTIONS:
+            coll = store.add_collection(api_root, alias, title, description, allow_custom=allow_custom)
+            store.grant(coll.id, home_org.id, can_read=True, can_write=True)
+        node.publish_identity(identity)
+        return node
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- organisations and users --
+    def operator(self) -> Principal:
+        """The node's own administrator, as the command line acts (it has the node's files)."""
+        org = self.store.organisation(self.config.org)
+        if org is None:
+            raise NodeError(f"the node's organisation {self.config.org} is missing from the store")
+        user = User(0, "kuroshio-operator", org.id, Role.ADMIN, None, False)
+        return self.store.principal(user)
+
+    def publish_identity(self, identity: dict[str, Any]) -> None:
+        coll = self.collection(self.config.default_api_root, "shared")
+        ingest(self.store, self.operator(), coll, [identity])
+
+    def ensure_organisation(self, name: str) -> Any:
+        org = self.store.organisation(name)
+        if org is None:
+            identity = identity_object(name)
+            org = self.store.add_organisation(name, identity)
+            self.publish_identity(identity)
+        return org
+
+    def add_user(self, username: str, role: Role, *, org: str | None = None, password: str | None = None,
+                 token: bool = False, token_label: str = "") -> tuple[User, str | None]:
+        if not username or len(username) > 128 or any(c in username for c in ":\x00\r\n"):
+            raise NodeError(f"user name '{username}' is not allowed: 1 to 128 characters, no ':' or control characters")
+        organisation = self.ensure_organisation(org or self.config.org)
+        user = self.store.add_user(username, organisation.id, role, hash_password(password) if password else None)
+        shown = None
+        if token:
+            shown, token_id, secret_hash = new_token()
+            self.store.add_token(user.id, token_id, secret_hash, token_label)
+        return user, shown
+
+    def collection(self, api_root: str, key: str) -> Collection:
+        coll = self.store.collection(api_root, key)
+        if coll is None:
+            names = ", ".join(c.alias for c in self.store.collections(api_root)) or "none"
+            raise NodeError(f"no collection '{key}' in API root '{api_root}' (collections: {names})")
+        return coll
+
+    # -- authentication --
+    def authenticate_password(self, username: str, password: str) -> Principal | None:
+        digest = hmac.new(self._login_key, f"{username}\x00{password}".encode(), hashlib.sha256).digest()
+        now = time.monotonic()
+        with self._logins_lock:
+            hit = self._logins.get(digest)
+        if hit is not None and hit.expires > now:
+            user = self.store.user_by_id(hit.user_id)
+            if (user is not None and not user.disabled and user.username == username
+                    and user.password_hash == hit.password_hash):
+                return self.store.principal(user)
+        user = self.store.user(username)
+        if user is None:
+            burn_password_check(password)
+            return None
+        if user.disabled or not verify_password(user.password_hash, password):
+            return None
+        with self._logins_lock:
+            if len(self._logins) > 10000:
+                self._logins.clear()
+            self._logins[digest] = _CachedLogin(user.id, user.password_hash or "", now + self.LOGIN_CACHE_SECONDS)
+        return self.store.principal(user)
+
+    def authenticate_token(self, token: str) -> Principal | None:
+        parts = split_token(token)
+        if parts is None:
+            return None
+        found = self.store.token(parts[0])
+        if found is None:
+            return None
+        user, stored = found
+        if user.disabled or not token_matches(stored, parts[1]):
+            return None
+        return self.store.principal(user)
+
+
+def _write_signing_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    path.with_suffix(".pub").write_bytes(pub)
+
+
+__all__ = ["ConfigError", "Node", "NodeError", "identity_object"]

@@ -1,0 +1,1 @@
+"""STIX 2.1: parse, validate, canonical JSON, identifiers, timestamps and patterns."""

@@ -1,0 +1,81 @@
+-- Kuroshio node store, schema version 1 (SQLite).
+CREATE TABLE organisations (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    identity_id   TEXT NOT NULL UNIQUE,
+    identity_json BLOB NOT NULL,
+    home          INTEGER NOT NULL DEFAULT 0,
+    created       TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE,
+    org_id        INTEGER NOT NULL REFERENCES organisations(id),
+    role          INTEGER NOT NULL,
+    password_hash TEXT,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created       TEXT NOT NULL
+);
+
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    secret_hash TEXT NOT NULL,
+    label       TEXT NOT NULL DEFAULT '',
+    created     TEXT NOT NULL
+);
+
+CREATE TABLE collections (
+    id           TEXT PRIMARY KEY,
+    api_root     TEXT NOT NULL,
+    alias        TEXT NOT NULL,
+    title        TEXT NOT NULL,
+    description  TEXT NOT NULL DEFAULT '',
+    allow_custom INTEGER NOT NULL DEFAULT 0,
+    last_added   INTEGER NOT NULL DEFAULT 0,
+    created      TEXT NOT NULL,
+    UNIQUE (api_root, alias)
+);
+
+CREATE TABLE collection_access (
+    collection_id TEXT NOT NULL REFERENCES collections(id),
+    org_id        INTEGER NOT NULL REFERENCES organisations(id),
+    can_read      INTEGER NOT NULL,
+    can_write     INTEGER NOT NULL,
+    PRIMARY KEY (collection_id, org_id)
+);
+
+-- Every version of every object. date_added is unique per collection and assigned in commit
+-- order (microseconds since the epoch), so paging by date_added never misses or repeats a row.
+CREATE TABLE objects (
+    seq           INTEGER PRIMARY KEY,
+    collection_id TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    version_text  TEXT NOT NULL,
+    spec_version  TEXT NOT NULL,
+    date_added    INTEGER NOT NULL,
+    is_latest     INTEGER NOT NULL,
+    is_first      INTEGER NOT NULL,
+    created_by    TEXT,
+    submitted_by  INTEGER NOT NULL,
+    raw           BLOB NOT NULL,
+    UNIQUE (collection_id, id, version)
+);
+CREATE UNIQUE INDEX objects_by_added ON objects (collection_id, date_added);
+
+CREATE TABLE status (
+    id                TEXT PRIMARY KEY,
+    api_root          TEXT NOT NULL,
+    collection_id     TEXT NOT NULL,
+    user_id           INTEGER NOT NULL,
+    org_id            INTEGER NOT NULL,
+    request_timestamp TEXT NOT NULL,
+    total_count       INTEGER NOT NULL,
+    success_count     INTEGER NOT NULL,
+    failure_count     INTEGER NOT NULL,
+    pending_count     INTEGER NOT NULL,
+    details           BLOB NOT NULL
+);
