@@ -53,7 +53,7 @@ def iter_objects(fp: IO[bytes], *, chunk_size: int = 1 << 20,
             eof = True
             return False
         keep = elem_start if elem_start is not None else pos
-        if not array_done and not in_array and depth <= 1:
+        if not array_done and not in_array and not top_is_array:
             whole.append(buf[:keep])
         base += keep
         buf = buf[keep:] + data

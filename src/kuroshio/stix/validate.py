@@ -350,8 +350,12 @@ _PATTERN_TYPE_NAME = re.compile(r"-?[a-z0-9]+(?:-[a-z0-9]+)*-?\Z")
 _PATTERN_PROPERTY = re.compile(r"[a-z0-9_]{3,250}\Z")
 
 
-def check_pattern(text: str) -> str | None:
-    """Return None when `text` is a valid STIX 2.1 pattern, else the reason (with the position)."""
+def pattern_syntax_problem(text: str) -> str | None:
+    """None when `text` is a syntactically valid STIX 2.1 pattern, else why not (with the position).
+
+    Covers the grammar, repeated qualifiers on one observation and the digest format of
+    comparisons on well-known hash algorithms (the checks of the OASIS stix2-patterns validator).
+    """
     try:
         tree = stix_pattern.parse(text)
     except stix_pattern.PatternSyntaxError as exc:
@@ -359,24 +363,36 @@ def check_pattern(text: str) -> str | None:
     except RecursionError:
         return "the pattern is nested too deeply"
     for comp in stix_pattern.comparisons(tree):
-        path = comp.path
-        otype = path.object_type
+        steps = comp.path.steps
+        if comp.op == "EXISTS" or "hashes" not in steps or not isinstance(steps[-1], str):
+            continue
+        fmt = _PATTERN_HASHES.get(steps[-1].upper().replace("-", ""))
+        if fmt is None:
+            continue
+        values = comp.value if isinstance(comp.value, tuple) else (comp.value,)
+        for lit in values:
+            digest = lit.value if lit.kind == "str" else lit.text.replace("'", "")
+            if not isinstance(digest, str) or not fmt.match(digest):
+                return f"'{digest}' is not a valid {steps[-1]} hash"
+    return None
+
+
+def check_pattern(text: str) -> str | None:
+    """None when `text` is a valid STIX 2.1 indicator pattern, else the reason.
+
+    Adds to the syntax the object type and property name rules of the OASIS validator.
+    """
+    problem = pattern_syntax_problem(text)
+    if problem is not None:
+        return problem
+    for comp in stix_pattern.comparisons(stix_pattern.parse(text)):
+        otype = comp.path.object_type
         if otype not in SCO_TYPE_SET and (not _PATTERN_TYPE_NAME.match(otype) or not 3 <= len(otype) <= 250):
             return f"'{otype}' is not a valid cyber-observable type name"
-        first = path.steps[0]
+        first = comp.path.steps[0]
         known = SCO_PROPERTY_NAMES.get(otype)
         if (known is None or first not in known) and not _PATTERN_PROPERTY.match(first):
             return f"'{first}' is not a valid property name for {otype}"
-        if comp.op != "EXISTS" and "hashes" in path.steps:
-            last = path.steps[-1]
-            if isinstance(last, str):
-                fmt = _PATTERN_HASHES.get(last.upper().replace("-", ""))
-                if fmt is not None:
-                    values = comp.value if isinstance(comp.value, tuple) else (comp.value,)
-                    for lit in values:
-                        digest = lit.value if lit.kind == "str" else lit.text.replace("'", "")
-                        if not isinstance(digest, str) or not fmt.match(digest.replace("'", "")):
-                            return f"'{digest}' is not a valid {last} hash"
     return None
 
 
