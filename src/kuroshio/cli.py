@@ -35,14 +35,16 @@ collection_app = typer.Typer(no_args_is_help=True, help="Manage collections and 
 app.add_typer(user_app, name="user")
 app.add_typer(collection_app, name="collection")
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 HomeArg = Annotated[Path, typer.Argument(help="The node's home directory.")]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print one line `error: what, where, what to do` and exit non-zero."""
+    err.print("error: ", style="bold red", end="")
+    err.print(message, markup=False)
     raise typer.Exit(code)
 
 
@@ -68,10 +70,10 @@ def init(
         fail(str(exc))
     cfg = node.config
     node.close()
-    out.print(f"Created node {cfg.org} in {cfg.home}")
-    out.print(f"  identity   {cfg.identity}")
-    out.print(f"  API root   /{cfg.default_api_root}/ with collections: shared, reference (custom content allowed)")
-    out.print(f"  next       kuroshio user add {home} alice --role contributor --password-stdin")
+    out.print(f"Created node {cfg.org} in {cfg.home}", markup=False)
+    out.print(f"  identity   {cfg.identity}", markup=False)
+    out.print(f"  API root   /{cfg.default_api_root}/ with collections: shared, reference (custom content allowed)", markup=False)
+    out.print(f"  next       kuroshio user add {home} alice --role contributor --password-stdin", markup=False)
 
 
 @user_app.command("add")
@@ -104,7 +106,7 @@ def user_add(
         fail(str(exc))
     finally:
         node.close()
-    out.print(f"Added {role_value.label} {user.username} of {org_name}", highlight=False)
+    out.print(f"Added {role_value.label} {user.username} of {org_name}", markup=False)
     if shown:
         # the token alone on stdout's last line so scripts can capture it
         print(shown)
@@ -134,7 +136,7 @@ def collection_add(
         fail(str(exc))
     finally:
         node.close()
-    out.print(f"Added collection {alias} ({coll.id}) in API root {root}", highlight=False)
+    out.print(f"Added collection {alias} ({coll.id}) in API root {root}", markup=False)
 
 
 @collection_app.command("grant")
@@ -288,9 +290,9 @@ def import_(
               highlight=False)
     if rejected:
         for r in reasons:
-            err.print(f"  rejected: {r}", highlight=False, soft_wrap=True)
+            err.print(f"  rejected: {r}", markup=False)
         if rejected > len(reasons):
-            err.print(f"  ... and {rejected - len(reasons)} more", highlight=False)
+            err.print(f"  ... and {rejected - len(reasons)} more")
         raise typer.Exit(1)
 
 

@@ -59,7 +59,7 @@ PATHS = ["name", "value", "hashes.MD5", "hashes.'SHA-256'", "hashes.SHA1", "size
          "parent_directory_ref.path", "hashes.'SHA-1'", "a.b-c", "values[1]", "AND", "in"]
 STRINGS = ["'abc'", "'it\\'s'", "'back\\\\slash'", "'9e107d9d372bb6826bd81d3542a419d6'",
            "'2fd4e1c67a2d28fced849ee1bb76e7391b93eb12'", "'%.exe'", "'^evil.*'", "'10.0.0.0/8'", "''", "'bad\\n'"]
-LITERALS = STRINGS + ["1", "-1", "+5", "0", "01", "3.14", "-.5", "+.5", "1.", "true", "false", "h'ff00'", "h'f'",
+LITERALS = [*STRINGS, "1", "-1", "+5", "0", "01", "3.14", "-.5", "+.5", "1.", "true", "false", "h'ff00'", "h'f'",
                       "b'AAAA'", "b'AA=='", "b'A='", "t'2016-01-01T00:00:00Z'", "t'2016-13-01T00:00:00Z'",
                       "t'2016-01-01T00:00:00.123Z'"]
 OPS = ["=", "==", "!=", "<>", "<", "<=", ">", ">=", "LIKE", "MATCHES", "ISSUBSET", "ISSUPERSET", "NOT =", "NOT LIKE",
@@ -139,7 +139,7 @@ def test_same_verdict_as_stix2_patterns(seed: int) -> None:
     "[file:name = 'x'",
     "[file:name = 'x' AND]",
     "[file:name IN ('a' 'b')]",
-    "[file:name = t'2016-02-30T00:00:00Z']" * 0 + "[file:name = x]",
+    "[file:name = x]",
 ])
 def test_rejections_name_a_position(text: str) -> None:
     problem = pattern_syntax_problem(text)

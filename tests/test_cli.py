@@ -1,0 +1,101 @@
+"""The command line, run as a real process: init, user, collection, import, export, serve."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+KUROSHIO = [sys.executable, "-m", "kuroshio.cli"]
+TAXII = "application/taxii+json;version=2.1"
+
+
+def run(*args: str | Path, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*KUROSHIO, *map(str, args)], input=stdin, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "twn"
+    run("init", h, "--org", "TWN", "--name", "Taiwan")
+    return h
+
+
+def test_init_creates_a_node_home(home: Path) -> None:
+    assert (home / "node.toml").is_file() and (home / "node.db").is_file()
+    key = home / "keys" / "signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert b"PRIVATE KEY" in key.read_bytes() and (home / "keys" / "signing.pub").is_file()
+    again = run("init", home, "--org", "TWN", check=False)
+    assert again.returncode == 1 and "already a node home" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_users_and_errors_are_one_line(home: Path) -> None:
+    out = run("user", "add", home, "ana", "--role", "contributor", "--password-stdin", "--token", stdin="pw-1\n")
+    token = out.stdout.strip().splitlines()[-1]
+    assert token.startswith("ksh_")
+    for args, message in (
+        (("user", "add", home, "bob", "--role", "chief", "--token"), "unknown role"),
+        (("user", "add", home, "bob"), "no way to log in"),
+        (("user", "add", home, "ana", "--token"), "already exists"),
+        (("export", home, "--collection", "nope"), "no collection 'nope'"),
+        (("export", home / "missing", "--collection", "shared"), "kuroshio init"),
+        (("collection", "grant", home, "shared", "NOBODY"), "no organisation 'NOBODY'"),
+    ):
+        proc = run(*args, check=False)
+        assert proc.returncode != 0 and message in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    run("user", "add", home, "jun", "--org", "JPN", "--token")
+    run("collection", "grant", home, "shared", "JPN", "--read")
+
+
+def test_import_export_round_trip(home: Path, data_dir: Path) -> None:
+    attack = data_dir / "stix" / "attack" / "mobile-attack-17.1.json.gz"
+    out = run("import", home, attack, "--collection", "reference")
+    assert "2148 stored, 0 already present, 0 rejected" in out.stdout
+    again = run("import", home, attack, "--collection", "reference")
+    assert "0 stored, 2148 already present" in again.stdout
+    refused = run("import", home, attack, "--collection", "shared", check=False)
+    assert refused.returncode == 1 and "custom-content" in refused.stderr
+    bundle = orjson.loads(run("export", home, "--collection", "reference").stdout)
+    assert bundle["type"] == "bundle" and len(bundle["objects"]) == 2148
+    patterns = orjson.loads(run("export", home, "--collection", "reference", "--type", "attack-pattern").stdout)
+    assert {o["type"] for o in patterns["objects"]} == {"attack-pattern"} and len(patterns["objects"]) == 188
+
+
+def test_serve_answers_taxii_and_stops_on_signal(home: Path) -> None:
+    token = run("user", "add", home, "svc", "--token").stdout.strip().splitlines()[-1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*KUROSHIO, "serve", str(home), "--port", str(port), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/taxii2/",
+                                 headers={"Authorization": f"Bearer {token}", "Accept": TAXII})
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert resp.status_code == 200 and resp.json()["api_roots"] == [f"http://127.0.0.1:{port}/intel/"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode in (0, -signal.SIGINT)
