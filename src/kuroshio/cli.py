@@ -267,7 +267,7 @@ def import_(
                     fp = gzip.GzipFile(fileobj=counted) if f.suffix == ".gz" else counted
                     try:
                         for chunk in _batched(iter_objects(fp), batch):
-                            record = ingest(node.store, operator, coll, chunk)
+                            record = ingest(node.store, operator, coll, chunk, preparer=node.preparer)
                             details = orjson.loads(record.details)
                             for s in details["successes"]:
                                 if s.get("message") == "already stored":

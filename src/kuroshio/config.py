@@ -38,6 +38,7 @@ class NodeConfig:
     max_content_length: int = 10 * 1024 * 1024
     page_size: int = 1000  # default page when a client gives no limit
     max_page_size: int = 10000  # largest page served, whatever limit a client asks for
+    ingest_workers: int | None = None  # processes validating large envelopes; None: one per core (0 on one core)
     store_url: str = "sqlite:///node.db"
     signing_key: str = "keys/signing.key"
     api_roots: list[ApiRootConfig] = field(default_factory=lambda: [
@@ -60,7 +61,8 @@ class NodeConfig:
             "node": {"org": self.org, "org_name": self.org_name, "identity": self.identity, "title": self.title,
                      "description": self.description, "contact": self.contact},
             "server": {"host": self.host, "port": self.port, "max_content_length": self.max_content_length,
-                       "page_size": self.page_size, "max_page_size": self.max_page_size},
+                       "page_size": self.page_size, "max_page_size": self.max_page_size,
+                       **({"ingest_workers": self.ingest_workers} if self.ingest_workers is not None else {})},
             "store": {"url": self.store_url},
             "keys": {"signing_key": self.signing_key},
             "api_roots": [asdict(r) for r in self.api_roots],
@@ -93,6 +95,7 @@ class NodeConfig:
                 max_content_length=int(server.get("max_content_length", 10 * 1024 * 1024)),
                 page_size=int(server.get("page_size", 1000)),
                 max_page_size=int(server.get("max_page_size", 10000)),
+                ingest_workers=int(server["ingest_workers"]) if "ingest_workers" in server else None,
                 store_url=data.get("store", {}).get("url", "sqlite:///node.db"),
                 signing_key=data.get("keys", {}).get("signing_key", "keys/signing.key"),
             )

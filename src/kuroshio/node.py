@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .config import CONFIG_FILE, ApiRootConfig, ConfigError, NodeConfig
-from .ingest import ingest
+from .ingest import Preparer, ingest
 from .principals import (
     Principal,
     Role,
@@ -70,6 +70,7 @@ class Node:
     def __init__(self, config: NodeConfig, store: Store) -> None:
         self.config = config
         self.store = store
+        self.preparer = Preparer(config.ingest_workers)
         self._login_key = secrets.token_bytes(32)  # keys the in-memory cache of verified passwords
         self._logins: dict[bytes, _CachedLogin] = {}
         self._logins_lock = threading.Lock()
@@ -115,6 +116,7 @@ class Node:
         return node
 
     def close(self) -> None:
+        self.preparer.close()
         self.store.close()
 
     # -- organisations and users --

@@ -161,3 +161,26 @@ def test_indicator_name_rules() -> None:
     assert check_pattern("[ab:name = 'x']") is not None  # type names have at least 3 characters
     assert check_pattern("[file:n = 'x']") is not None  # property names have at least 3 characters
     assert check_pattern("[file:id = 'x']") is None  # ... unless the type defines them
+
+
+_IDENT = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)
+_TYPE = st.from_regex(r"[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,4}){0,2}", fullmatch=True)
+_STEP = _IDENT.map(lambda s: "." + s) | st.from_regex(r"[A-Za-z0-9 _.-]{0,10}", fullmatch=True).map(lambda s: f".'{s}'")
+
+
+@settings(max_examples=500, deadline=None)
+@given(_TYPE, _IDENT, st.lists(_STEP, max_size=3), st.sampled_from(["=", "==", "!=", "<>", "<", "<=", ">", ">=", " LIKE",
+       " MATCHES"]), st.from_regex(r"[^'\\\\]{0,20}", fullmatch=True), st.booleans(), st.booleans())
+def test_fast_path_builds_the_same_tree_as_the_full_parser(otype: str, first: str, steps: list[str], op: str,
+                                                           value: str, space_in: bool, space_out: bool) -> None:
+    sp = " " if space_in else ""
+    text = f"[{sp}{otype}:{first}{''.join(steps)}{' ' if space_out or op.startswith(' ') else ''}{op.strip()}" \
+           f"{' ' if space_out else ''}'{value}'{sp}]"
+    fast = stix_pattern._parse_fast(text)
+    try:
+        full = stix_pattern.parse_full(text)
+    except stix_pattern.PatternSyntaxError:
+        assert fast is None, text
+        return
+    if fast is not None:
+        assert fast == full, text

@@ -3,6 +3,7 @@
 Signatures and the stored raw form of every object build on this. orjson with sorted keys
 already produces the RFC 8785 form for the common case (integers within the IEEE-754 safe
 range, keys whose UTF-8 order equals their UTF-16 order); anything else takes the exact path.
+The exact path (`_jcs`) is the reference: tests check the two agree.
 """
 
 from __future__ import annotations
@@ -23,35 +24,52 @@ class CanonicalError(ValueError):
 def canonical(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of a JSON value."""
     if _fast_ok(value):
-        try:
-            return orjson.dumps(value, option=_SORTED)
-        except (TypeError, orjson.JSONEncodeError) as exc:
-            raise CanonicalError(str(exc)) from None
-    return _jcs(value).encode("utf-8", "strict")
+        return orjson.dumps(value, option=_SORTED)
+    return _jcs(value).encode("utf-8", "strict")  # raises CanonicalError for values without a JSON form
 
 
 def _fast_ok(value: Any) -> bool:
-    """True when orjson's sorted output is already the canonical form."""
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return True
-    if t is int:
-        return -_SAFE_INT < value < _SAFE_INT
-    if t is dict:
-        for k, v in value.items():
-            if type(k) is not str or (not k.isascii() and _utf16_order_differs(k)):
+    """True when orjson's sorted output is already the canonical form (iterative: this is a hot path)."""
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is dict:
+            for k, item in v.items():
+                if type(k) is not str or (not k.isascii() and _utf16_order_differs(k)):
+                    return False
+                ti = type(item)
+                if ti is str or ti is bool:
+                    continue
+                if ti is int:
+                    if not -_SAFE_INT < item < _SAFE_INT:
+                        return False
+                elif ti is dict or ti is list:
+                    push(item)
+                else:
+                    return False  # floats, None and anything unusual take the exact path
+        elif t is list:
+            for item in v:
+                ti = type(item)
+                if ti is dict or ti is list:
+                    push(item)
+                elif ti is int:
+                    if not -_SAFE_INT < item < _SAFE_INT:
+                        return False
+                elif ti is not str and ti is not bool:
+                    return False
+        elif t is int:
+            if not -_SAFE_INT < v < _SAFE_INT:
                 return False
-            if not _fast_ok(v):
-                return False
-        return True
-    if t is list:
-        return all(_fast_ok(v) for v in value)
-    return False  # floats and anything unusual take the exact path
+        elif t is not str and t is not bool:
+            return False
+    return True
 
 
 def _utf16_order_differs(key: str) -> bool:
-    # UTF-8/code-point order and UTF-16 order only disagree for characters from U+E000
-    # upwards when compared with supplementary-plane characters; be conservative.
+    # UTF-8/code-point order and UTF-16 order only disagree for characters from U+E000 upwards
+    # when compared with supplementary-plane characters; be conservative.
     return any(ord(c) >= 0xE000 for c in key)
 
 

@@ -7,7 +7,8 @@ MATCHES ISSUBSET ISSUPERSET EXISTS, object paths with keys, list indexes and [*]
 chosen by longest match, keywords are case-sensitive, as in the ANTLR lexer.
 
 `parse()` raises `PatternSyntaxError` with the character position and what was expected.
-The tree is shared with the correlation engine (correlate/).
+The tree is shared with the correlation engine (correlate/). Trees are cached per pattern text,
+so consumers must treat them as read-only.
 """
 
 from __future__ import annotations
@@ -29,20 +30,20 @@ class _Star:
 STAR = _Star()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Literal:
     kind: str  # int | float | str | bool | binary | hex | timestamp
     value: object
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ObjectPath:
     object_type: str
     steps: tuple[object, ...]  # first is a property name; then str keys, int indexes or STAR
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Comparison:
     path: ObjectPath
     op: str  # = != < <= > >= IN LIKE MATCHES ISSUBSET ISSUPERSET EXISTS
@@ -50,24 +51,24 @@ class Comparison:
     value: Literal | tuple[Literal, ...] | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CompBool:
     op: str  # AND | OR
     operands: tuple[object, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Observation:
     expr: object  # Comparison | CompBool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ObsBool:
     op: str  # AND | OR | FOLLOWEDBY
     operands: tuple[object, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Qualified:
     expr: object
     kind: str  # WITHIN | REPEATS | STARTSTOP
@@ -424,14 +425,55 @@ def _unquote(text: str) -> str:
     return text[1:-1].replace("\\'", "'").replace("\\\\", "\\")
 
 
+# The most common pattern in real feeds, one comparison against a plain string, parsed with a single
+# regular expression. Only inputs the full lexer would split into exactly these tokens match.
+_FAST = re.compile(
+    r"\[ ?(?P<type>[a-z][a-z0-9]*(?:-[a-z0-9]+)*):(?P<first>[a-z_][a-z0-9_]*)"
+    r"(?P<rest>(?:\.(?:[a-z_][a-z0-9_]*|'[^'\\]*'))*)"
+    r"(?: ?(?P<sym>=|==|!=|<>|<=|>=|<|>) ?| (?P<word>LIKE|MATCHES) ?)'(?P<value>[^'\\]*)' ?\]\Z"
+)
+_FAST_STEP = re.compile(r"\.(?:([a-z_][a-z0-9_]*)|'([^'\\]*)')")
+_FAST_OPS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_BOOL_WORDS = frozenset({"true", "false"})
+
+
+def _parse_fast(text: str) -> object | None:
+    m = _FAST.match(text)
+    if m is None:
+        return None
+    otype, first, rest, sym, word, value = m.groups()
+    if otype in _BOOL_WORDS or first in _BOOL_WORDS:
+        return None
+    if rest:
+        steps: list[object] = [first]
+        for key, quoted in _FAST_STEP.findall(rest):
+            if key in _BOOL_WORDS:
+                return None
+            steps.append(key or quoted)
+        path = ObjectPath(otype, tuple(steps))
+    else:
+        path = ObjectPath(otype, (first,))
+    return Observation(Comparison(path, _FAST_OPS[sym] if sym else word, False, Literal("str", value, f"'{value}'")))
+
+
 @lru_cache(maxsize=8192)
 def parse(text: str) -> object:
     """Parse a STIX 2.1 pattern into its syntax tree (cached: indicators repeat patterns)."""
+    tree = _parse_fast(text)
+    if tree is not None:
+        return tree
+    return _Parser(tokenize(text)).pattern()
+
+
+def parse_full(text: str) -> object:
+    """Parse with the full lexer and parser only (the reference the fast path is tested against)."""
     return _Parser(tokenize(text)).pattern()
 
 
 def comparisons(node: object) -> list[Comparison]:
     """Every comparison in a pattern tree, in order."""
+    if type(node) is Observation and type(node.expr) is Comparison:
+        return [node.expr]  # the common single-comparison pattern
     out: list[Comparison] = []
     stack = [node]
     while stack:

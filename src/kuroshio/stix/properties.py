@@ -153,9 +153,10 @@ def timestamp(value: Any, path: str, ctx: Context) -> None:
 
 
 def timestamp_millis(value: Any, path: str, ctx: Context) -> None:
+    if type(value) is str and timestamps.check_millis(value) is None:
+        return  # the common case, one cached lookup
     timestamp(value, path, ctx)
-    if timestamps.fraction_digits(value) < 3:
-        raise Invalid(path, "timestamp-precision", f"'{value}' must be precise to at least the millisecond")
+    raise Invalid(path, "timestamp-precision", f"'{value}' must be precise to at least the millisecond")
 
 
 def timestamp_seconds(value: Any, path: str, ctx: Context) -> None:
@@ -236,7 +237,11 @@ def ref(allowed: Iterable[str] | None = None, *, excluded: Iterable[str] = (), w
     exclude = frozenset(excluded)
     described = what or (" or ".join(sorted(allow)) if allow else "")
 
+    good: set[str] = set()  # references repeat (created_by_ref, marking refs): remember valid ones
+
     def check(value: Any, path: str, ctx: Context) -> None:
+        if type(value) is str and value in good and ctx.embedded is None:
+            return
         if ctx.embedded is not None:
             target = ctx.embedded.get(value) if type(value) is str else None
             if type(target) is not dict:
@@ -252,6 +257,9 @@ def ref(allowed: Iterable[str] | None = None, *, excluded: Iterable[str] = (), w
             if exclude and allow is None:
                 raise Invalid(path, "ref-type", f"must not refer to a {t} object")
             raise Invalid(path, "ref-type", f"must refer to {described}, not to a {t} object")
+        if len(good) >= 4096:
+            good.clear()
+        good.add(value)
 
     return check
 

@@ -13,8 +13,38 @@ _MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 FRACTION_DIGITS = 9  # ordering keys keep nanoseconds
 
 
+_checked: dict[str, str | None] = {}  # feeds repeat timestamps: remember recent verdicts
+_UNSEEN = "unseen"
+
+
 def check(value: str) -> str | None:
     """Return None when `value` is a valid STIX timestamp, else the reason it is not."""
+    verdict = _checked.get(value, _UNSEEN)
+    if verdict is _UNSEEN:
+        verdict = _check(value)
+        if len(_checked) >= 65536:
+            _checked.clear()
+        _checked[value] = verdict
+    return verdict
+
+
+_checked_millis: dict[str, str | None] = {}
+
+
+def check_millis(value: str) -> str | None:
+    """Like check(), and the timestamp must have at least millisecond precision (created, modified)."""
+    verdict = _checked_millis.get(value, _UNSEEN)
+    if verdict is _UNSEEN:
+        verdict = check(value)
+        if verdict is None and fraction_digits(value) < 3:
+            verdict = "must be precise to at least the millisecond"
+        if len(_checked_millis) >= 65536:
+            _checked_millis.clear()
+        _checked_millis[value] = verdict
+    return verdict
+
+
+def _check(value: str) -> str | None:
     m = _TS.match(value)
     if m is None:
         return "is not a timestamp of the form YYYY-MM-DDTHH:mm:ss[.s+]Z (UTC)"

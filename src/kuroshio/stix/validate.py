@@ -59,15 +59,19 @@ class Problem:
 
 
 class _Spec:
-    __slots__ = ("any_of", "kind", "props", "required", "rules")
+    __slots__ = ("any_of", "kind", "props", "required", "required_set", "rules", "strings")
 
     def __init__(self, kind: str, props: dict[str, Checker | None], required: tuple[str, ...],
                  any_of: tuple[str, ...] = (), rules: tuple[Any, ...] = ()) -> None:
         self.kind = kind  # sdo | sro | sco | marking | language-content | extension-definition | custom
         self.props = props
         self.required = required
+        self.required_set = frozenset(required)
         self.any_of = any_of
         self.rules = rules
+        # plain string properties, checked inline (the hot loop); type, id and spec_version were
+        # checked before the loop, so only their being strings remains to check
+        self.strings = frozenset(k for k, c in props.items() if c is string) | {"type", "id", "spec_version"}
 
 
 def _build_specs() -> dict[str, _Spec]:
@@ -98,6 +102,7 @@ _EXTDEF_ID = re.compile(
     r"extension-definition--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-5][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}\Z")
 _CONTENT_PROPERTY = re.compile(r"[a-z0-9_]{3,250}\Z")
 _SELECTOR_INDEX = re.compile(r"\[(\d+)\]\Z")
+_MISSING: Any = object()
 
 
 def validate(obj: Any, *, allow_custom: bool = False) -> Problem | None:
@@ -161,31 +166,40 @@ def _validate(obj: Any, ctx: Context) -> None:
         raise Invalid("spec_version", "spec-version", f"must be '2.1', not {sv!r}")
 
     props = spec.props
+    strings = spec.strings
     for k, v in obj.items():
+        if k in strings:
+            if type(v) is not str:
+                string(v, k, ctx)
+            continue
+        chk = props.get(k, _MISSING)
+        if chk is not _MISSING:
+            if chk is None:
+                generic_value(v, k, ctx)  # checked further below
+            else:
+                chk(v, k, ctx)  # every checker refuses null and empty lists itself
+            continue
         if k in RESERVED_PROPERTIES:
             raise Invalid(k, "reserved", "is a reserved property name in STIX 2.1 and must not be used")
-        if k in props:
-            generic_value(v, k, ctx)
-            chk = props[k]
-            if chk is not None:
-                chk(v, k, ctx)
-        elif extension_props_open:
+        if extension_props_open:
             check_custom_name(k, k)
             generic_value(v, k, ctx)
         else:
             custom_property(k, v, k, ctx)
 
-    for r in spec.required:
-        if r not in obj:
-            if r == "spec_version" and kind in ("sdo", "sro") and "created" in obj:
-                raise Invalid(r, "required", "is required: STIX 2.1 objects carry spec_version '2.1' (STIX 2.0 content is not accepted)")
-            raise Invalid(r, "required", "is required")
+    if not spec.required_set <= obj.keys():
+        for r in spec.required:
+            if r not in obj:
+                if r == "spec_version" and kind in ("sdo", "sro") and "created" in obj:
+                    raise Invalid(r, "required", "is required: STIX 2.1 objects carry spec_version '2.1' "
+                                                 "(STIX 2.0 content is not accepted)")
+                raise Invalid(r, "required", "is required")
     if spec.any_of and not any(a in obj for a in spec.any_of):
         raise Invalid(spec.any_of[0], "required", f"{t} needs at least one of: {', '.join(spec.any_of)}")
 
     if "modified" in obj and "created" in obj:
         c, m = obj["created"], obj["modified"]
-        if type(c) is str and type(m) is str and timestamps.compare(m, c) < 0:
+        if type(c) is str and type(m) is str and c != m and timestamps.compare(m, c) < 0:
             raise Invalid("modified", "timestamp-order", f"({m}) must be later than or equal to created ({c})")
     if "lang" in obj:
         language(obj["lang"], "lang", ctx)
@@ -267,6 +281,7 @@ def _marking_definition(obj: dict[str, Any], ctx: Context) -> None:
     props = MARKING_PROPS
     for k, v in obj.items():
         if k in props:
+            generic_value(v, k, ctx)
             chk = props[k]
             if chk is not None:
                 chk(v, k, ctx)
@@ -356,6 +371,18 @@ def pattern_syntax_problem(text: str) -> str | None:
     Covers the grammar, repeated qualifiers on one observation and the digest format of
     comparisons on well-known hash algorithms (the checks of the OASIS stix2-patterns validator).
     """
+    return _pattern_problem(text, names=False)
+
+
+def check_pattern(text: str) -> str | None:
+    """None when `text` is a valid STIX 2.1 indicator pattern, else the reason.
+
+    Adds to the syntax the object type and property name rules of the OASIS validator.
+    """
+    return _pattern_problem(text, names=True)
+
+
+def _pattern_problem(text: str, *, names: bool) -> str | None:
     try:
         tree = stix_pattern.parse(text)
     except stix_pattern.PatternSyntaxError as exc:
@@ -363,7 +390,15 @@ def pattern_syntax_problem(text: str) -> str | None:
     except RecursionError:
         return "the pattern is nested too deeply"
     for comp in stix_pattern.comparisons(tree):
-        steps = comp.path.steps
+        path = comp.path
+        steps = path.steps
+        if names:
+            otype = path.object_type
+            if otype not in SCO_TYPE_SET and (not _PATTERN_TYPE_NAME.match(otype) or not 3 <= len(otype) <= 250):
+                return f"'{otype}' is not a valid cyber-observable type name"
+            known = SCO_PROPERTY_NAMES.get(otype)
+            if (known is None or steps[0] not in known) and not _PATTERN_PROPERTY.match(steps[0]):
+                return f"'{steps[0]}' is not a valid property name for {otype}"
         if comp.op == "EXISTS" or "hashes" not in steps or not isinstance(steps[-1], str):
             continue
         fmt = _PATTERN_HASHES.get(steps[-1].upper().replace("-", ""))
@@ -374,25 +409,6 @@ def pattern_syntax_problem(text: str) -> str | None:
             digest = lit.value if lit.kind == "str" else lit.text.replace("'", "")
             if not isinstance(digest, str) or not fmt.match(digest):
                 return f"'{digest}' is not a valid {steps[-1]} hash"
-    return None
-
-
-def check_pattern(text: str) -> str | None:
-    """None when `text` is a valid STIX 2.1 indicator pattern, else the reason.
-
-    Adds to the syntax the object type and property name rules of the OASIS validator.
-    """
-    problem = pattern_syntax_problem(text)
-    if problem is not None:
-        return problem
-    for comp in stix_pattern.comparisons(stix_pattern.parse(text)):
-        otype = comp.path.object_type
-        if otype not in SCO_TYPE_SET and (not _PATTERN_TYPE_NAME.match(otype) or not 3 <= len(otype) <= 250):
-            return f"'{otype}' is not a valid cyber-observable type name"
-        first = comp.path.steps[0]
-        known = SCO_PROPERTY_NAMES.get(otype)
-        if (known is None or first not in known) and not _PATTERN_PROPERTY.match(first):
-            return f"'{first}' is not a valid property name for {otype}"
     return None
 
 

@@ -11,14 +11,16 @@ Every read of objects takes a `Principal`; visibility is decided in the query (D
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -52,13 +54,19 @@ class Collection:
     title: str
     description: str
     allow_custom: bool
+    no: int = 0  # the store's compact key of the collection
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedObject:
-    """An object that passed validation, ready to store."""
+def id_hash(stix_id: str) -> int:
+    """The 62-bit lookup key of a STIX id (a hash of the whole id: UUIDs of some producers share prefixes)."""
+    return int.from_bytes(blake2b(stix_id.encode(), digest_size=8).digest(), "big") >> 2
+
+
+class PreparedObject(NamedTuple):
+    """An object that passed validation, ready to store (a tuple: cheap to pass between processes)."""
 
     id: str
+    idh: int  # id_hash(id)
     type: str
     version: str  # ordering key of the version (timestamps.key)
     version_text: str  # the version as the object states it (modified, created, or date_added)
@@ -67,8 +75,7 @@ class PreparedObject:
     raw: bytes  # RFC 8785 canonical JSON
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What happened to one object of an envelope."""
 
     id: str
@@ -90,8 +97,7 @@ class ObjectFilter:
     cursor: int | None = None  # date_added of the last row of the previous page
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     id: str
     date_added: int
     version_text: str
@@ -184,8 +190,14 @@ class Store(ABC):
 
     # objects
     @abstractmethod
-    def add_objects(self, principal: Principal, collection: Collection, objects: Sequence[PreparedObject],
-                    failures: Sequence[Outcome] = (), *, status_id: str | None = None) -> StatusRecord: ...
+    def add_objects(self, principal: Principal, collection: Collection,
+                    parts: Iterable[tuple[Sequence[PreparedObject], Sequence[Outcome]]], *,
+                    status_id: str | None = None) -> StatusRecord:
+        """Store one envelope, given as consecutive (objects, failures) parts, in one transaction with its status.
+
+        Parts are consumed while the transaction is open, so a producer (the ingest workers) can
+        still be validating later parts while earlier ones are written.
+        """
 
     @abstractmethod
     def query(self, principal: Principal, collection: Collection, flt: ObjectFilter, *,
@@ -209,6 +221,23 @@ class Store(ABC):
 
 def _now_text() -> str:
     return timestamps.from_micros(timestamps.now_micros())
+
+
+def _status_entries(outcomes: list[Outcome]) -> bytes:
+    """The JSON list of TAXII status entries; plain successes are formatted directly (hot path)."""
+    parts = []
+    for o in outcomes:
+        if not o.message and _PLAIN.match(o.id) and _PLAIN.match(o.version):
+            parts.append(f'{{"id":"{o.id}","version":"{o.version}"}}')
+        else:
+            entry = {"id": o.id, "version": o.version}
+            if o.message:
+                entry["message"] = o.message
+            parts.append(orjson.dumps(entry).decode())
+    return ("[" + ",".join(parts) + "]").encode()
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9:.\-]*\Z")  # needs no JSON escaping
 
 
 class SqlStore(Store):
@@ -266,10 +295,10 @@ class SqlStore(Store):
         return applied
 
     def _run_script(self, cur: Any, script: str) -> None:
-        for statement in script.split(";"):
-            lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
-            if "".join(lines).strip():
-                cur.execute("\n".join(lines))
+        code = "\n".join(ln for ln in script.splitlines() if not ln.strip().startswith("--"))
+        for statement in code.split(";"):
+            if statement.strip():
+                cur.execute(statement)
 
     # -- organisations, users, tokens --
     def add_organisation(self, name: str, identity: dict[str, Any], *, home: bool = False) -> Organisation:
@@ -360,11 +389,11 @@ class SqlStore(Store):
         return Principal(user.id, user.username, org, user.role, known)
 
     # -- collections --
-    _COLL_COLS = "id, api_root, alias, title, description, allow_custom"
+    _COLL_COLS = "id, api_root, alias, title, description, allow_custom, no"
 
     @staticmethod
     def _collection(r: Sequence[Any]) -> Collection:
-        return Collection(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
+        return Collection(r[0], r[1], r[2], r[3], r[4], bool(r[5]), int(r[6]))
 
     def add_collection(self, api_root: str, alias: str, title: str, description: str = "", *,
                        allow_custom: bool = False, collection_id: str | None = None) -> Collection:
@@ -374,10 +403,11 @@ class SqlStore(Store):
         with self._write() as cur:
             cur.execute(
                 self._sql("INSERT INTO collections (id, api_root, alias, title, description, allow_custom, last_added, created) "
-                          "VALUES (?, ?, ?, ?, ?, ?, 0, ?)"),
+                          "VALUES (?, ?, ?, ?, ?, ?, 0, ?) RETURNING no"),
                 (cid, api_root, alias, title, description, int(allow_custom), _now_text()),
             )
-        return Collection(cid, api_root, alias, title, description, allow_custom)
+            no = int(cur.fetchone()[0])
+        return Collection(cid, api_root, alias, title, description, allow_custom, no)
 
     def collections(self, api_root: str | None = None) -> list[Collection]:
         with self._read() as cur:
@@ -423,69 +453,62 @@ class SqlStore(Store):
             raise Forbidden("this principal may not write to the collection")
 
     # -- objects: write --
-    def add_objects(self, principal: Principal, collection: Collection, objects: Sequence[PreparedObject],
-                    failures: Sequence[Outcome] = (), *, status_id: str | None = None) -> StatusRecord:
-        """Store one envelope in one transaction, together with its status resource."""
+    def add_objects(self, principal: Principal, collection: Collection,
+                    parts: Iterable[tuple[Sequence[PreparedObject], Sequence[Outcome]]], *,
+                    status_id: str | None = None) -> StatusRecord:
         self._check(principal, collection, write=True)
         request_ts = _now_text()
-        outcomes: list[Outcome] = list(failures)
+        outcomes: list[Outcome] = []
         P = self.P
+        insert = (f"INSERT INTO objects (coll, idh, id, type, version, version_text, spec_version, date_added, "
+                  f"is_latest, is_first, created_by, submitted_by, raw) VALUES "
+                  f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P})")
+        cid = collection.id
+        cno = collection.no
+        org_id = principal.org.id
         with self._write_lock, self._write() as cur:
-            last = self._lock_collection(cur, collection.id)
-            base = max(timestamps.now_micros(), last + 1)
-            # current first/last versions of the ids we are about to write
-            bounds: dict[str, tuple[str, str]] = {}
-            ids = list({o.id for o in objects})
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                cur.execute(
-                    self._sql(f"SELECT id, MIN(version), MAX(version) FROM objects WHERE collection_id = ? AND id IN "
-                              f"{self._in(chunk)} GROUP BY id"),
-                    (collection.id, *chunk),
-                )
-                for r in cur.fetchall():
-                    bounds[r[0]] = (r[1], r[2])
-            rows = []
+            last = self._lock_collection(cur, cid)
+            next_added = max(timestamps.now_micros(), last + 1)
             seen: dict[tuple[str, str], bytes] = {}
-            next_added = base
-            for o in objects:
-                key = (o.id, o.version)
-                if key in seen:
-                    outcomes.append(Outcome(o.id, o.version_text, seen[key] == o.raw,
-                                            "duplicate in this envelope" if seen[key] == o.raw else
-                                            "another object with the same id and version is earlier in this envelope"))
-                    continue
-                lo_hi = bounds.get(o.id)
-                if lo_hi is not None and lo_hi[0] <= o.version <= lo_hi[1]:
-                    stored = self._stored_outcome(cur, collection.id, o)
-                    if stored is not None:
-                        outcomes.append(stored)
+            for objects, failures in parts:
+                outcomes.extend(failures)
+                bounds = self._version_bounds(cur, cno, objects)
+                rows = []
+                for o in objects:
+                    key = (o.id, o.version)
+                    earlier = seen.get(key)
+                    if earlier is not None:
+                        same = earlier == o.raw
+                        outcomes.append(Outcome(o.id, o.version_text, same, "duplicate in this envelope" if same else
+                                                "another object with the same id and version is earlier in this envelope"))
                         continue
-                is_latest = lo_hi is None or o.version > lo_hi[1]
-                is_first = lo_hi is None or o.version < lo_hi[0]
-                if lo_hi is not None:
-                    if is_latest:
-                        cur.execute(self._sql("UPDATE objects SET is_latest = 0 WHERE collection_id = ? AND id = ? AND is_latest = 1"),
-                                    (collection.id, o.id))
-                    if is_first:
-                        cur.execute(self._sql("UPDATE objects SET is_first = 0 WHERE collection_id = ? AND id = ? AND is_first = 1"),
-                                    (collection.id, o.id))
-                    bounds[o.id] = (min(lo_hi[0], o.version), max(lo_hi[1], o.version))
-                else:
-                    bounds[o.id] = (o.version, o.version)
-                seen[key] = o.raw
-                rows.append((collection.id, o.id, o.type, o.version, o.version_text, o.spec_version, next_added,
-                             int(is_latest), int(is_first), o.created_by, principal.org.id, o.raw))
-                outcomes.append(Outcome(o.id, o.version_text, True))
-                next_added += 1
-            if rows:
-                cur.executemany(
-                    f"INSERT INTO objects (collection_id, id, type, version, version_text, spec_version, date_added, "
-                    f"is_latest, is_first, created_by, submitted_by, raw) VALUES "
-                    f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P})",
-                    rows,
-                )
-                cur.execute(self._sql("UPDATE collections SET last_added = ? WHERE id = ?"), (next_added - 1, collection.id))
+                    lo_hi = bounds.get(o.id)
+                    if lo_hi is None:
+                        is_latest = is_first = True
+                    else:
+                        if lo_hi[0] <= o.version <= lo_hi[1]:
+                            stored = self._stored_outcome(cur, cno, o)
+                            if stored is not None:
+                                outcomes.append(stored)
+                                continue
+                        is_latest, is_first = o.version > lo_hi[1], o.version < lo_hi[0]
+                        if is_latest:
+                            cur.execute(self._sql("UPDATE objects SET is_latest = 0 WHERE coll = ? AND idh = ? AND id = ? "
+                                                  "AND is_latest = 1"), (cno, o.idh, o.id))
+                        if is_first:
+                            cur.execute(self._sql("UPDATE objects SET is_first = 0 WHERE coll = ? AND idh = ? AND id = ? "
+                                                  "AND is_first = 1"), (cno, o.idh, o.id))
+                    bounds[o.id] = (o.version, o.version) if lo_hi is None else (min(lo_hi[0], o.version),
+                                                                                 max(lo_hi[1], o.version))
+                    seen[key] = o.raw
+                    rows.append((cno, o.idh, o.id, o.type, o.version, o.version_text, o.spec_version, next_added,
+                                 int(is_latest), int(is_first), o.created_by, org_id, o.raw))
+                    outcomes.append(Outcome(o.id, o.version_text, True))
+                    next_added += 1
+                if rows:
+                    cur.executemany(insert, rows)
+            if seen:
+                cur.execute(self._sql("UPDATE collections SET last_added = ? WHERE id = ?"), (next_added - 1, cid))
             record = self._status_record(principal, collection, status_id or str(uuid.uuid4()), request_ts, outcomes)
             cur.execute(
                 self._sql("INSERT INTO status (id, api_root, collection_id, user_id, org_id, request_timestamp, total_count, "
@@ -495,10 +518,27 @@ class SqlStore(Store):
             )
         return record
 
-    def _stored_outcome(self, cur: Any, collection_id: str, o: PreparedObject) -> Outcome | None:
+    def _version_bounds(self, cur: Any, coll: int, objects: Sequence[PreparedObject]) -> dict[str, tuple[str, str]]:
+        """The first and last stored versions of the ids among `objects` that are already stored."""
+        bounds: dict[str, tuple[str, str]] = {}
+        ids = {o.id for o in objects}
+        hashes = list({o.idh for o in objects})
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i:i + 500]
+            cur.execute(
+                self._sql(f"SELECT id, MIN(version), MAX(version) FROM objects WHERE coll = ? AND idh IN "
+                          f"{self._in(chunk)} GROUP BY id"),
+                (coll, *chunk),
+            )
+            for r in cur.fetchall():
+                if r[0] in ids:
+                    bounds[r[0]] = (r[1], r[2])
+        return bounds
+
+    def _stored_outcome(self, cur: Any, coll: int, o: PreparedObject) -> Outcome | None:
         """The outcome for an object whose (id, version) is already stored, or None if it is not."""
-        cur.execute(self._sql("SELECT raw FROM objects WHERE collection_id = ? AND id = ? AND version = ?"),
-                    (collection_id, o.id, o.version))
+        cur.execute(self._sql("SELECT raw FROM objects WHERE coll = ? AND idh = ? AND id = ? AND version = ?"),
+                    (coll, o.idh, o.id, o.version))
         r = cur.fetchone()
         if r is None:
             return None
@@ -511,15 +551,8 @@ class SqlStore(Store):
                        outcomes: list[Outcome]) -> StatusRecord:
         successes = [o for o in outcomes if o.ok]
         failures = [o for o in outcomes if not o.ok]
-
-        def entry(o: Outcome) -> dict[str, str]:
-            d = {"id": o.id, "version": o.version}
-            if o.message:
-                d["message"] = o.message
-            return d
-
-        details = orjson.dumps({"successes": [entry(o) for o in successes], "failures": [entry(o) for o in failures],
-                                "pendings": []})
+        details = b'{"successes":' + _status_entries(successes) + b',"failures":' + _status_entries(failures) + \
+            b',"pendings":[]}'
         return StatusRecord(status_id, collection.api_root, collection.id, principal.user_id, principal.org.id,
                             request_ts, len(outcomes), len(successes), len(failures), 0, details)
 
@@ -531,7 +564,9 @@ class SqlStore(Store):
             where.append(f"date_added > {self.P}")
             params.append(after)
         if flt.ids:
-            where.append(f"id IN {self._in(flt.ids)}")
+            hashes = sorted({id_hash(i) for i in flt.ids})
+            where.append(f"idh IN {self._in(hashes)} AND id IN {self._in(flt.ids)}")
+            params.extend(hashes)
             params.extend(flt.ids)
         if flt.types:
             where.append(f"type IN {self._in(flt.types)}")
@@ -555,19 +590,22 @@ class SqlStore(Store):
     def query(self, principal: Principal, collection: Collection, flt: ObjectFilter, *,
               with_raw: bool = True) -> Page:
         self._check(principal, collection, write=False)
-        params: list[Any] = [collection.id]
+        params: list[Any] = [collection.no]
         cond = self._filters(flt, params)
         params.append(flt.limit + 1)
         cols = "id, date_added, version_text, spec_version" + (", raw" if with_raw else "")
+        # with ids given, the id index is the selective one: unary + keeps the planner from walking the
+        # date_added index of the whole collection just to avoid a sort
+        order = "+date_added" if flt.ids else "date_added"
         with self._read() as cur:
-            cur.execute(f"SELECT {cols} FROM objects WHERE collection_id = {self.P}{cond} "
-                        f"ORDER BY date_added LIMIT {self.P}", params)
+            cur.execute(f"SELECT {cols} FROM objects WHERE coll = {self.P}{cond} "
+                        f"ORDER BY {order} LIMIT {self.P}", params)
             fetched = cur.fetchall()
         more = len(fetched) > flt.limit
         if more:
             fetched = fetched[:flt.limit]
         if with_raw:
-            rows = [Row(r[0], r[1], r[2], r[3], bytes(r[4])) for r in fetched]
+            rows = [Row(r[0], r[1], r[2], r[3], r[4] if type(r[4]) is bytes else bytes(r[4])) for r in fetched]
         else:
             rows = [Row(r[0], r[1], r[2], r[3], None) for r in fetched]
         return Page(rows, more)
@@ -580,8 +618,7 @@ class SqlStore(Store):
     def count(self, principal: Principal, collection: Collection) -> int:
         self._check(principal, collection, write=False)
         with self._read() as cur:
-            cur.execute(self._sql("SELECT COUNT(*) FROM objects WHERE collection_id = ? AND is_latest = 1"),
-                        (collection.id,))
+            cur.execute(self._sql("SELECT COUNT(*) FROM objects WHERE coll = ? AND is_latest = 1"), (collection.no,))
             return int(cur.fetchone()[0])
 
     def delete(self, principal: Principal, collection: Collection, object_id: str, flt: ObjectFilter) -> int:
@@ -589,22 +626,23 @@ class SqlStore(Store):
         scoped = ObjectFilter(ids=[object_id], versions=flt.versions, spec_versions=flt.spec_versions)
         with self._write_lock, self._write() as cur:
             self._lock_collection(cur, collection.id)
-            params: list[Any] = [collection.id]
+            params: list[Any] = [collection.no]
             cond = self._filters(scoped, params)
             if not (principal.is_admin):
                 cond += f" AND (created_by = {self.P} OR submitted_by = {self.P})"
                 params.extend([principal.org.identity_id, principal.org.id])
-            cur.execute(f"DELETE FROM objects WHERE collection_id = {self.P}{cond}", params)
+            cur.execute(f"DELETE FROM objects WHERE coll = {self.P}{cond}", params)
             deleted = cur.rowcount
             if deleted:
-                cur.execute(self._sql("SELECT version FROM objects WHERE collection_id = ? AND id = ?"),
-                            (collection.id, object_id))
+                idh = id_hash(object_id)
+                cur.execute(self._sql("SELECT version FROM objects WHERE coll = ? AND idh = ? AND id = ?"),
+                            (collection.no, idh, object_id))
                 remaining = [r[0] for r in cur.fetchall()]
                 if remaining:
                     cur.execute(
                         self._sql("UPDATE objects SET is_latest = CASE WHEN version = ? THEN 1 ELSE 0 END, "
-                                  "is_first = CASE WHEN version = ? THEN 1 ELSE 0 END WHERE collection_id = ? AND id = ?"),
-                        (max(remaining), min(remaining), collection.id, object_id),
+                                  "is_first = CASE WHEN version = ? THEN 1 ELSE 0 END WHERE coll = ? AND idh = ? AND id = ?"),
+                        (max(remaining), min(remaining), collection.no, idh, object_id),
                     )
         return deleted
 

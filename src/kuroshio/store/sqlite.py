@@ -34,6 +34,7 @@ class SqliteStore(SqlStore):
             conn.execute("PRAGMA busy_timeout=60000")
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA wal_autocheckpoint=10000")  # fewer, larger checkpoints: ingest stays flat
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)

@@ -27,7 +27,8 @@ CREATE TABLE tokens (
 );
 
 CREATE TABLE collections (
-    id           TEXT PRIMARY KEY,
+    no           INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
     api_root     TEXT NOT NULL,
     alias        TEXT NOT NULL,
     title        TEXT NOT NULL,
@@ -48,9 +49,13 @@ CREATE TABLE collection_access (
 
 -- Every version of every object. date_added is unique per collection and assigned in commit
 -- order (microseconds since the epoch), so paging by date_added never misses or repeats a row.
+-- Objects are looked up by `idh`, a 62-bit hash of the STIX id (a small integer key keeps the
+-- index compact as the store grows); (coll, id, version) is unique, which the write path enforces
+-- under the collection lock.
 CREATE TABLE objects (
     seq           INTEGER PRIMARY KEY,
-    collection_id TEXT NOT NULL,
+    coll          INTEGER NOT NULL,
+    idh           INTEGER NOT NULL,
     id            TEXT NOT NULL,
     type          TEXT NOT NULL,
     version       TEXT NOT NULL,
@@ -61,10 +66,10 @@ CREATE TABLE objects (
     is_first      INTEGER NOT NULL,
     created_by    TEXT,
     submitted_by  INTEGER NOT NULL,
-    raw           BLOB NOT NULL,
-    UNIQUE (collection_id, id, version)
+    raw           BLOB NOT NULL
 );
-CREATE UNIQUE INDEX objects_by_added ON objects (collection_id, date_added);
+CREATE UNIQUE INDEX objects_by_added ON objects (coll, date_added);
+CREATE INDEX objects_by_id ON objects (coll, idh);
 
 CREATE TABLE status (
     id                TEXT PRIMARY KEY,
