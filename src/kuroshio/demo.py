@@ -112,7 +112,7 @@ def run_demo(home: Path, port: int, data: Path, console: Console) -> None:
     console.print()
     console.print("Try:", highlight=False)
     console.print(f"  curl -s -u analyst:{DEMO_PASSWORD} -H 'Accept: application/taxii+json;version=2.1' "
-                  f"{base}/{root}/collections/shared/objects/?limit=5", highlight=False, soft_wrap=True)
+                  f"'{base}/{root}/collections/shared/objects/?limit=5'", highlight=False, soft_wrap=True)
     console.print(f"  curl -s -H 'Authorization: Bearer {creds['token']}' "
                   f"-H 'Accept: application/taxii+json;version=2.1' {base}/{root}/collections/", highlight=False,
                   soft_wrap=True)

@@ -135,6 +135,12 @@ def test_object_filters(server: RunningServer, client_root: ApiRoot) -> None:
     assert [o["modified"] for o in obj["objects"]] == [v3]
     assert [o["modified"] for o in shared.get_object(oid, version="all")["objects"]] == [v1, v2, v3]
     assert shared.object_versions(oid)["versions"] == [v1, v2, v3]
+    first_two = shared.object_versions(oid, limit=2)
+    assert first_two["versions"] == [v1, v2] and first_two["more"]
+    assert shared.object_versions(oid, limit=2, next=first_two["next"])["versions"] == [v3]
+    assert shared.object_versions(oid, spec_version="2.1")["versions"] == [v1, v2, v3]
+    one = shared.get_object(oid, version="all", limit=1)
+    assert len(one["objects"]) == 1 and one["more"]
     manifest = shared.get_manifest(id=oid, version="all")["objects"]
     assert [m["version"] for m in manifest] == [v1, v2, v3]
     assert {m["media_type"] for m in manifest} == {"application/stix+json;version=2.1"}
