@@ -174,11 +174,12 @@ class Medallion(Target):
 
 
 class Kuroshio(Target):
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, store: str | None = None) -> None:
         self.name = "kuroshio"
         home = work / "node"
         cli = [sys.executable, "-m", "kuroshio.cli"]
-        subprocess.run([*cli, "init", str(home), "--org", "BENCH"], check=True, capture_output=True)
+        subprocess.run([*cli, "init", str(home), "--org", "BENCH", *(["--store", store] if store else [])],
+                       check=True, capture_output=True)
         subprocess.run([*cli, "user", "add", str(home), "bench", "--role", "contributor", "--password-stdin"],
                        input=b"bench\n", check=True, capture_output=True)
         port = free_port()
@@ -222,12 +223,14 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=20_000, help="objects for the side-by-side part")
     ap.add_argument("--big", type=str, default="100000,1000000", help="Kuroshio-alone sizes, comma-separated ('' skips)")
     ap.add_argument("--no-medallion", action="store_true")
+    ap.add_argument("--store", help="store URL for the Kuroshio node (default: SQLite in the node home), "
+                                    "e.g. postgresql://postgres@127.0.0.1/bench (the database must be empty)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kuroshio-bench-"))
     results: dict[str, dict[str, Any]] = {}
     try:
         targets: list[Target] = [] if args.no_medallion else [Medallion(work)]
-        targets.append(Kuroshio(work))
+        targets.append(Kuroshio(work, args.store))
         for target in targets:
             r: dict[str, Any] = {"first_page": {}}
             results[target.name] = r

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,9 @@ class PostgresStore(SqlStore):
         super().__init__()
         self.url = url
         self.schema = schema
+        self._stats_lock = threading.Lock()
+        self._added_since_analyze = 0
+        self._analyzed_rows = 0
 
         def configure(conn: Any) -> None:
             if schema:
@@ -27,7 +31,7 @@ class PostgresStore(SqlStore):
             conn.commit()
 
         self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size, configure=configure, open=True,
-                                    kwargs={"autocommit": False})
+                                    kwargs={"autocommit": False, "prepare_threshold": None})
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
@@ -39,6 +43,28 @@ class PostgresStore(SqlStore):
     def _write(self) -> Iterator[Any]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
+
+    def add_objects(self, *args: Any, **kwargs: Any) -> Any:
+        record = super().add_objects(*args, **kwargs)
+        self._keep_statistics(record.success_count)
+        return record
+
+    def _keep_statistics(self, added: int) -> None:
+        """Re-ANALYZE objects when it has grown by a fifth since the last time (at least 10,000 rows).
+
+        The planner needs current statistics to page through a fast-growing collection by index
+        instead of sorting it; autovacuum's own analyze can lag far behind bulk ingest.
+        """
+        with self._stats_lock:
+            self._added_since_analyze += added
+            due = self._added_since_analyze >= max(10_000, self._analyzed_rows // 5)
+            if due:
+                self._analyzed_rows += self._added_since_analyze
+                self._added_since_analyze = 0
+        if due:
+            with self._pool.connection() as conn:
+                conn.execute("ANALYZE objects")
+                conn.commit()
 
     def _lock_collection(self, cur: Any, collection_id: str) -> int:
         # the row lock serialises writers per collection until commit: date_added order = commit order

@@ -175,7 +175,7 @@ class TaxiiApp:
     def _envelope(self, page: Page) -> Response:
         parts = _page_head(page)
         if page.rows:
-            parts += [b',"objects":[', b",".join(r.raw for r in page.rows if r.raw is not None), b"]"]
+            parts += [b',"objects":[', b",".join([r.raw for r in page.rows if r.raw is not None]), b"]"]
         parts.append(b"}")
         return _raw(b"".join(parts), headers=_added_headers(page.rows))
 
