@@ -253,3 +253,13 @@ def test_sco_without_version_is_stored_once(world: World) -> None:
 def test_principal_for_unknown_org_user(world: World) -> None:
     ghost = User(999, "ghost", world.home.id, Role.READER, None, False)
     assert world.store.principal(ghost).org.name == "TWN"
+
+
+def test_old_status_resources_expire(world: World) -> None:
+    old = ingest(world.store, world.writer, world.coll, [indicator(1)])
+    world.store.STATUS_RETENTION_SECONDS = 0  # type: ignore[misc]
+    world.store._statuses_expired_at = 0  # type: ignore[attr-defined]
+    time.sleep(0.01)
+    new = ingest(world.store, world.writer, world.coll, [indicator(2)])
+    assert world.store.status(world.reader, "intel", old.id) is None
+    assert world.store.status(world.reader, "intel", new.id) is not None

@@ -248,6 +248,7 @@ class SqlStore(Store):
 
     def __init__(self) -> None:
         self._write_lock = threading.Lock()
+        self._statuses_expired_at = 0
 
     # -- hooks --
     @abstractmethod
@@ -510,6 +511,7 @@ class SqlStore(Store):
             if seen:
                 cur.execute(self._sql("UPDATE collections SET last_added = ? WHERE id = ?"), (next_added - 1, cid))
             record = self._status_record(principal, collection, status_id or str(uuid.uuid4()), request_ts, outcomes)
+            self._expire_statuses(cur)
             cur.execute(
                 self._sql("INSERT INTO status (id, api_root, collection_id, user_id, org_id, request_timestamp, total_count, "
                           "success_count, failure_count, pending_count, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -517,6 +519,16 @@ class SqlStore(Store):
                  record.total_count, record.success_count, record.failure_count, record.pending_count, record.details),
             )
         return record
+
+    STATUS_RETENTION_SECONDS = 7 * 86400  # TAXII status resources are kept a week, then forgotten
+
+    def _expire_statuses(self, cur: Any) -> None:
+        now = timestamps.now_micros()
+        if now - self._statuses_expired_at < 3600 * 1_000_000:
+            return
+        self._statuses_expired_at = now
+        cutoff = timestamps.from_micros(now - self.STATUS_RETENTION_SECONDS * 1_000_000)
+        cur.execute(self._sql("DELETE FROM status WHERE request_timestamp < ?"), (cutoff,))
 
     def _version_bounds(self, cur: Any, coll: int, objects: Sequence[PreparedObject]) -> dict[str, tuple[str, str]]:
         """The first and last stored versions of the ids among `objects` that are already stored."""
