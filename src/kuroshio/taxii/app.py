@@ -227,25 +227,30 @@ class TaxiiApp:
 
     async def add_objects(self, request: Request) -> Response:
         try:
-            principal = await run_in_threadpool(self.authenticate, request)
             check_accept(request.headers.get("accept"))
-            coll = await run_in_threadpool(self._collection, request, principal, write=True)
+            principal, coll = await run_in_threadpool(self._writer, request)
             check_content_type(request.headers.get("content-type"))
             body = await self._read_body(request)
-            try:
-                envelope = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise bad_request(f"The body is not valid JSON: {exc}.") from None
-            if type(envelope) is not dict or type(envelope.get("objects", [])) is not list:
-                raise bad_request("The body must be a TAXII envelope: a JSON object with an 'objects' list.")
-            objects = envelope.get("objects", [])
-            record = await run_in_threadpool(
-                lambda: ingest(self.store, principal, coll, objects, preparer=self.node.preparer, body=body))
-            log.info("envelope stored collection=%s user=%s total=%d success=%d failure=%d", coll.alias,
-                     principal.username, record.total_count, record.success_count, record.failure_count)
-            return _raw(_status_body(record), status=202)
+            return await run_in_threadpool(self._store_envelope, principal, coll, body)
         except TaxiiError as err:
             return err.response()
+
+    def _writer(self, request: Request) -> tuple[Principal, Collection]:
+        principal = self.authenticate(request)
+        return principal, self._collection(request, principal, write=True)
+
+    def _store_envelope(self, principal: Principal, coll: Collection, body: bytes) -> Response:
+        try:
+            envelope = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise bad_request(f"The body is not valid JSON: {exc}.") from None
+        if type(envelope) is not dict or type(envelope.get("objects", [])) is not list:
+            raise bad_request("The body must be a TAXII envelope: a JSON object with an 'objects' list.")
+        record = ingest(self.store, principal, coll, envelope.get("objects", []), preparer=self.node.preparer,
+                        body=body)
+        log.info("envelope stored collection=%s user=%s total=%d success=%d failure=%d", coll.alias,
+                 principal.username, record.total_count, record.success_count, record.failure_count)
+        return _raw(_status_body(record), status=202)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.config.max_content_length
