@@ -91,6 +91,7 @@ def wait_ready(client: httpx.Client, url: str, proc: subprocess.Popen[bytes]) ->
 
 
 class Target:
+    slowest_post = 0.0
     name: str
     objects_url: str
     proc: subprocess.Popen[bytes]
@@ -202,7 +203,9 @@ def ingest(target: Target, start: int, stop: int, *, marks: dict[int, Any] | Non
         body = envelope(n, min(1000, stop - n))
         t = time.perf_counter()
         target.post(body)
-        busy += time.perf_counter() - t
+        took = time.perf_counter() - t
+        busy += took
+        target.slowest_post = max(target.slowest_post, took)
         n += min(1000, stop - n)
         if n % block == 0 or n == stop:
             rates.append((n, block / busy if busy else 0.0))
@@ -284,7 +287,8 @@ def main() -> None:
             block = 20_000 if size <= 100_000 else 100_000
             rates = ingest(kuroshio, stored, size, block=block)
             stored = size
-            print(f"  ingest per {block:,} block: {', '.join(fmt_rate(x) for _, x in rates)} objects/s")
+            print(f"  ingest per {block:,} block: {', '.join(fmt_rate(x) for _, x in rates)} objects/s; "
+                  f"slowest envelope {kuroshio.slowest_post * 1000:,.0f} ms")
             samples = [kuroshio.first_page()[0] for _ in range(11)]
             print(f"  first page (limit=1000) at {size:,}: median {statistics.median(samples) * 1000:.1f} ms")
             dt, total = kuroshio.page_all()

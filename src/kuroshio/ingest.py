@@ -2,8 +2,8 @@
 
 Every input (TAXII POST, `kuroshio import`, derived intelligence later) goes through `ingest()`,
 so validation, provenance rules and storage are the same whatever the door (DESIGN.md data flow).
-Large envelopes are validated in parallel by worker processes (`Preparer`) when the machine has
-more than one core; the store then writes the envelope in one transaction.
+Large envelopes are validated in parallel by worker processes (`Preparer`) on machines with four
+or more cores; the store writes each envelope in one transaction.
 """
 
 from __future__ import annotations

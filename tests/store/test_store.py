@@ -263,3 +263,26 @@ def test_old_status_resources_expire(world: World) -> None:
     new = ingest(world.store, world.writer, world.coll, [indicator(2)])
     assert world.store.status(world.reader, "intel", old.id) is None
     assert world.store.status(world.reader, "intel", new.id) is not None
+
+
+def test_id_lookups_work_across_index_levels(world: World) -> None:
+    """Small level sizes force merges (0 -> 1 -> 2); lookups, versions and deletes see every level."""
+    world.store.L0_MAX, world.store.L1_MAX = 5, 20  # type: ignore[misc]
+    objs = [indicator(i) for i in range(60)]
+    for i in range(0, 60, 7):
+        ingest(world.store, world.writer, world.coll, objs[i:i + 7])
+    newer = "2026-06-01T00:00:00.000Z"
+    for i in (0, 30, 59):  # ids now in levels 2, 1 and 0
+        ingest(world.store, world.writer, world.coll, [indicator(i, newer, oid=objs[i]["id"])])
+        rows = world.store.query(world.reader, world.coll, ObjectFilter(ids=[objs[i]["id"]], versions=["all"])).rows
+        assert sorted(r.version_text for r in rows) == [TS, newer]
+        assert [r.version_text for r in world.store.query(world.reader, world.coll,
+                                                          ObjectFilter(ids=[objs[i]["id"]])).rows] == [newer]
+    replay = ingest(world.store, world.writer, world.coll, objs)
+    assert replay.success_count == 60 and replay.failure_count == 0  # all found as already stored
+    assert world.store.count(world.reader, world.coll) == 60
+    assert world.store.delete(world.writer, world.coll, objs[0]["id"], ObjectFilter(versions=["last"])) == 1
+    assert [r.version_text for r in world.store.query(world.reader, world.coll,
+                                                      ObjectFilter(ids=[objs[0]["id"]])).rows] == [TS]
+    assert world.store.delete(world.writer, world.coll, objs[0]["id"], ObjectFilter(versions=["all"])) == 1
+    assert world.store.query(world.reader, world.coll, ObjectFilter(ids=[objs[0]["id"]])).rows == []

@@ -260,11 +260,20 @@ class SqlStore(Store):
     def _write(self) -> Iterator[Any]: ...
 
     @abstractmethod
-    def _lock_collection(self, cur: Any, collection_id: str) -> int:
-        """Lock the collection row until commit and return its last date_added."""
+    def _lock_collection(self, cur: Any, collection_id: str) -> tuple[int, int, int]:
+        """Lock the collection row until commit; return its last date_added and id-index level sizes."""
 
     @abstractmethod
     def _schema_version(self, cur: Any) -> int: ...
+
+    # The id index has levels 0..2 (see the migration): every lookup probes all three.
+    L0_MAX = 16_384  # entries in level 0 before they merge into level 1
+    L1_MAX = 262_144  # entries in level 1 before they merge into level 2
+
+    def _added_of(self, n_hashes: int) -> str:
+        """SQL of the date_added values of the objects whose id hashes are the next parameters."""
+        return (f"SELECT added FROM id_index WHERE level IN (0, 1, 2) AND coll = {self.P} "
+                f"AND idh IN ({','.join([self.P] * n_hashes)})")
 
     def _sql(self, text: str) -> str:
         return text if self.P == "?" else text.replace("?", self.P)
@@ -461,20 +470,22 @@ class SqlStore(Store):
         request_ts = _now_text()
         outcomes: list[Outcome] = []
         P = self.P
-        insert = (f"INSERT INTO objects (coll, idh, id, type, version, version_text, spec_version, date_added, "
+        insert = (f"INSERT INTO objects (coll, id, type, version, version_text, spec_version, date_added, "
                   f"is_latest, is_first, created_by, submitted_by, raw) VALUES "
-                  f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P})")
+                  f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P})")
+        index = f"INSERT INTO id_index (level, coll, idh, added) VALUES (0, {P}, {P}, {P})"
         cid = collection.id
         cno = collection.no
         org_id = principal.org.id
         with self._write_lock, self._write() as cur:
-            last = self._lock_collection(cur, cid)
+            last, l0, l1 = self._lock_collection(cur, cid)
             next_added = max(timestamps.now_micros(), last + 1)
             seen: dict[tuple[str, str], bytes] = {}
             for objects, failures in parts:
                 outcomes.extend(failures)
                 bounds = self._version_bounds(cur, cno, objects)
                 rows = []
+                entries = []
                 for o in objects:
                     key = (o.id, o.version)
                     earlier = seen.get(key)
@@ -494,22 +505,25 @@ class SqlStore(Store):
                                 continue
                         is_latest, is_first = o.version > lo_hi[1], o.version < lo_hi[0]
                         if is_latest:
-                            cur.execute(self._sql("UPDATE objects SET is_latest = 0 WHERE coll = ? AND idh = ? AND id = ? "
-                                                  "AND is_latest = 1"), (cno, o.idh, o.id))
+                            self._clear_flag(cur, "is_latest", cno, o)
                         if is_first:
-                            cur.execute(self._sql("UPDATE objects SET is_first = 0 WHERE coll = ? AND idh = ? AND id = ? "
-                                                  "AND is_first = 1"), (cno, o.idh, o.id))
+                            self._clear_flag(cur, "is_first", cno, o)
                     bounds[o.id] = (o.version, o.version) if lo_hi is None else (min(lo_hi[0], o.version),
                                                                                  max(lo_hi[1], o.version))
                     seen[key] = o.raw
-                    rows.append((cno, o.idh, o.id, o.type, o.version, o.version_text, o.spec_version, next_added,
+                    rows.append((cno, o.id, o.type, o.version, o.version_text, o.spec_version, next_added,
                                  int(is_latest), int(is_first), o.created_by, org_id, o.raw))
+                    entries.append((cno, o.idh, next_added))
                     outcomes.append(Outcome(o.id, o.version_text, True))
                     next_added += 1
                 if rows:
                     cur.executemany(insert, rows)
+                    cur.executemany(index, entries)
+                    l0 += len(entries)
             if seen:
-                cur.execute(self._sql("UPDATE collections SET last_added = ? WHERE id = ?"), (next_added - 1, cid))
+                l0, l1 = self._merge_levels(cur, cno, l0, l1)
+                cur.execute(self._sql("UPDATE collections SET last_added = ?, l0_count = ?, l1_count = ? WHERE id = ?"),
+                            (next_added - 1, l0, l1, cid))
             record = self._status_record(principal, collection, status_id or str(uuid.uuid4()), request_ts, outcomes)
             self._expire_statuses(cur)
             cur.execute(
@@ -519,6 +533,24 @@ class SqlStore(Store):
                  record.total_count, record.success_count, record.failure_count, record.pending_count, record.details),
             )
         return record
+
+    def _merge_levels(self, cur: Any, coll: int, l0: int, l1: int) -> tuple[int, int]:
+        """Merge a full level into the next one, in key order (a sorted bulk insert touches each page once)."""
+        for level, size, limit in ((0, l0, self.L0_MAX), (1, l1, self.L1_MAX)):
+            if size < limit:
+                break
+            cur.execute(self._sql("INSERT INTO id_index (level, coll, idh, added) SELECT ?, coll, idh, added FROM id_index "
+                                  "WHERE level = ? AND coll = ? ORDER BY idh, added"), (level + 1, level, coll))
+            cur.execute(self._sql("DELETE FROM id_index WHERE level = ? AND coll = ?"), (level, coll))
+            if level == 0:
+                l0, l1 = 0, l1 + l0
+            else:
+                l1 = 0
+        return l0, l1
+
+    def _clear_flag(self, cur: Any, flag: str, coll: int, o: PreparedObject) -> None:
+        cur.execute(f"UPDATE objects SET {flag} = 0 WHERE coll = {self.P} AND date_added IN ({self._added_of(1)}) "
+                    f"AND id = {self.P} AND {flag} = 1", (coll, coll, o.idh, o.id))
 
     STATUS_RETENTION_SECONDS = 7 * 86400  # TAXII status resources are kept a week, then forgotten
 
@@ -538,9 +570,9 @@ class SqlStore(Store):
         for i in range(0, len(hashes), 500):
             chunk = hashes[i:i + 500]
             cur.execute(
-                self._sql(f"SELECT id, MIN(version), MAX(version) FROM objects WHERE coll = ? AND idh IN "
-                          f"{self._in(chunk)} GROUP BY id"),
-                (coll, *chunk),
+                f"SELECT id, MIN(version), MAX(version) FROM objects WHERE coll = {self.P} AND date_added IN "
+                f"({self._added_of(len(chunk))}) GROUP BY id",
+                (coll, coll, *chunk),
             )
             for r in cur.fetchall():
                 if r[0] in ids:
@@ -549,8 +581,8 @@ class SqlStore(Store):
 
     def _stored_outcome(self, cur: Any, coll: int, o: PreparedObject) -> Outcome | None:
         """The outcome for an object whose (id, version) is already stored, or None if it is not."""
-        cur.execute(self._sql("SELECT raw FROM objects WHERE coll = ? AND idh = ? AND id = ? AND version = ?"),
-                    (coll, o.idh, o.id, o.version))
+        cur.execute(f"SELECT raw FROM objects WHERE coll = {self.P} AND date_added IN ({self._added_of(1)}) "
+                    f"AND id = {self.P} AND version = {self.P}", (coll, coll, o.idh, o.id, o.version))
         r = cur.fetchone()
         if r is None:
             return None
@@ -569,7 +601,7 @@ class SqlStore(Store):
                             request_ts, len(outcomes), len(successes), len(failures), 0, details)
 
     # -- objects: read --
-    def _filters(self, flt: ObjectFilter, params: list[Any]) -> str:
+    def _filters(self, flt: ObjectFilter, params: list[Any], coll: int) -> str:
         where = []
         after = max(x for x in (flt.added_after, flt.cursor, -1) if x is not None)
         if after >= 0:
@@ -577,7 +609,8 @@ class SqlStore(Store):
             params.append(after)
         if flt.ids:
             hashes = sorted({id_hash(i) for i in flt.ids})
-            where.append(f"idh IN {self._in(hashes)} AND id IN {self._in(flt.ids)}")
+            where.append(f"date_added IN ({self._added_of(len(hashes))}) AND id IN {self._in(flt.ids)}")
+            params.append(coll)
             params.extend(hashes)
             params.extend(flt.ids)
         if flt.types:
@@ -603,7 +636,7 @@ class SqlStore(Store):
               with_raw: bool = True) -> Page:
         self._check(principal, collection, write=False)
         params: list[Any] = [collection.no]
-        cond = self._filters(flt, params)
+        cond = self._filters(flt, params, collection.no)
         params.append(flt.limit + 1)
         cols = "id, date_added, version_text, spec_version" + (", raw" if with_raw else "")
         # with ids given, the id index is the selective one: unary + keeps the planner from walking the
@@ -636,25 +669,33 @@ class SqlStore(Store):
     def delete(self, principal: Principal, collection: Collection, object_id: str, flt: ObjectFilter) -> int:
         self._check(principal, collection, write=True)
         scoped = ObjectFilter(ids=[object_id], versions=flt.versions, spec_versions=flt.spec_versions)
+        cno = collection.no
+        idh = id_hash(object_id)
         with self._write_lock, self._write() as cur:
             self._lock_collection(cur, collection.id)
-            params: list[Any] = [collection.no]
-            cond = self._filters(scoped, params)
+            params: list[Any] = [cno]
+            cond = self._filters(scoped, params, cno)
             if not (principal.is_admin):
                 cond += f" AND (created_by = {self.P} OR submitted_by = {self.P})"
                 params.extend([principal.org.identity_id, principal.org.id])
-            cur.execute(f"DELETE FROM objects WHERE coll = {self.P}{cond}", params)
-            deleted = cur.rowcount
+            cur.execute(f"SELECT date_added FROM objects WHERE coll = {self.P}{cond}", params)
+            doomed = [r[0] for r in cur.fetchall()]
+            for i in range(0, len(doomed), 500):
+                chunk = doomed[i:i + 500]
+                cur.execute(f"DELETE FROM objects WHERE coll = {self.P} AND date_added IN {self._in(chunk)}", (cno, *chunk))
+                cur.execute(f"DELETE FROM id_index WHERE level IN (0, 1, 2) AND coll = {self.P} AND idh = {self.P} "
+                            f"AND added IN {self._in(chunk)}", (cno, idh, *chunk))
+            deleted = len(doomed)
             if deleted:
-                idh = id_hash(object_id)
-                cur.execute(self._sql("SELECT version FROM objects WHERE coll = ? AND idh = ? AND id = ?"),
-                            (collection.no, idh, object_id))
+                cur.execute(f"SELECT version FROM objects WHERE coll = {self.P} AND date_added IN ({self._added_of(1)}) "
+                            f"AND id = {self.P}", (cno, cno, idh, object_id))
                 remaining = [r[0] for r in cur.fetchall()]
                 if remaining:
                     cur.execute(
-                        self._sql("UPDATE objects SET is_latest = CASE WHEN version = ? THEN 1 ELSE 0 END, "
-                                  "is_first = CASE WHEN version = ? THEN 1 ELSE 0 END WHERE coll = ? AND idh = ? AND id = ?"),
-                        (max(remaining), min(remaining), collection.no, idh, object_id),
+                        f"UPDATE objects SET is_latest = CASE WHEN version = {self.P} THEN 1 ELSE 0 END, "
+                        f"is_first = CASE WHEN version = {self.P} THEN 1 ELSE 0 END WHERE coll = {self.P} "
+                        f"AND date_added IN ({self._added_of(1)}) AND id = {self.P}",
+                        (max(remaining), min(remaining), cno, cno, idh, object_id),
                     )
         return deleted
 

@@ -66,11 +66,11 @@ class PostgresStore(SqlStore):
                 conn.execute("ANALYZE objects")
                 conn.commit()
 
-    def _lock_collection(self, cur: Any, collection_id: str) -> int:
+    def _lock_collection(self, cur: Any, collection_id: str) -> tuple[int, int, int]:
         # the row lock serialises writers per collection until commit: date_added order = commit order
-        cur.execute("SELECT last_added FROM collections WHERE id = %s FOR UPDATE", (collection_id,))
+        cur.execute("SELECT last_added, l0_count, l1_count FROM collections WHERE id = %s FOR UPDATE", (collection_id,))
         r = cur.fetchone()
-        return int(r[0]) if r else 0
+        return (int(r[0]), int(r[1]), int(r[2])) if r else (0, 0, 0)
 
     def _schema_version(self, cur: Any) -> int:
         cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")

@@ -66,10 +66,10 @@ class SqliteStore(SqlStore):
         finally:
             cur.close()
 
-    def _lock_collection(self, cur: Any, collection_id: str) -> int:
-        cur.execute("SELECT last_added FROM collections WHERE id = ?", (collection_id,))
+    def _lock_collection(self, cur: Any, collection_id: str) -> tuple[int, int, int]:
+        cur.execute("SELECT last_added, l0_count, l1_count FROM collections WHERE id = ?", (collection_id,))
         r = cur.fetchone()
-        return int(r[0]) if r else 0
+        return (int(r[0]), int(r[1]), int(r[2])) if r else (0, 0, 0)
 
     def _schema_version(self, cur: Any) -> int:
         cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")

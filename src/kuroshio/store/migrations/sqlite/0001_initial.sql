@@ -35,6 +35,8 @@ CREATE TABLE collections (
     description  TEXT NOT NULL DEFAULT '',
     allow_custom INTEGER NOT NULL DEFAULT 0,
     last_added   INTEGER NOT NULL DEFAULT 0,
+    l0_count     INTEGER NOT NULL DEFAULT 0,
+    l1_count     INTEGER NOT NULL DEFAULT 0,
     created      TEXT NOT NULL,
     UNIQUE (api_root, alias)
 );
@@ -49,13 +51,10 @@ CREATE TABLE collection_access (
 
 -- Every version of every object. date_added is unique per collection and assigned in commit
 -- order (microseconds since the epoch), so paging by date_added never misses or repeats a row.
--- Objects are looked up by `idh`, a 62-bit hash of the STIX id (a small integer key keeps the
--- index compact as the store grows); (coll, id, version) is unique, which the write path enforces
--- under the collection lock.
+-- (coll, id, version) is unique, which the write path enforces under the collection lock.
 CREATE TABLE objects (
     seq           INTEGER PRIMARY KEY,
     coll          INTEGER NOT NULL,
-    idh           INTEGER NOT NULL,
     id            TEXT NOT NULL,
     type          TEXT NOT NULL,
     version       TEXT NOT NULL,
@@ -69,7 +68,18 @@ CREATE TABLE objects (
     raw           BLOB NOT NULL
 );
 CREATE UNIQUE INDEX objects_by_added ON objects (coll, date_added);
-CREATE INDEX objects_by_id ON objects (coll, idh);
+
+-- The id index, in levels (a log-structured merge): new entries go to level 0, a small region of
+-- the B-tree, so a commit touches few pages whatever the store's size; level 0 is merged into
+-- level 1, and level 1 into level 2, in sorted batches. idh is a 62-bit hash of the STIX id;
+-- added is the object's date_added, which identifies its row within the collection.
+CREATE TABLE id_index (
+    level INTEGER NOT NULL,
+    coll  INTEGER NOT NULL,
+    idh   INTEGER NOT NULL,
+    added INTEGER NOT NULL,
+    PRIMARY KEY (level, coll, idh, added)
+) WITHOUT ROWID;
 
 CREATE TABLE status (
     id                TEXT PRIMARY KEY,
