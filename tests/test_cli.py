@@ -14,6 +14,8 @@ import httpx
 import orjson
 import pytest
 
+from kuroshio.markings.definitions import TLP_OBJECTS, kuroshio_objects
+
 KUROSHIO = [sys.executable, "-m", "kuroshio.cli"]
 TAXII = "application/taxii+json;version=2.1"
 
@@ -71,7 +73,8 @@ def test_import_export_round_trip(home: Path, data_dir: Path) -> None:
     refused = run("import", home, attack, "--collection", "shared", check=False)
     assert refused.returncode == 1 and "custom-content" in refused.stderr
     bundle = orjson.loads(run("export", home, "--collection", "reference").stdout)
-    assert bundle["type"] == "bundle" and len(bundle["objects"]) == 2148
+    predefined = len(TLP_OBJECTS) + len(kuroshio_objects())  # marking definitions the node publishes at init
+    assert bundle["type"] == "bundle" and len(bundle["objects"]) == 2148 + predefined
     patterns = orjson.loads(run("export", home, "--collection", "reference", "--type", "attack-pattern").stdout)
     assert {o["type"] for o in patterns["objects"]} == {"attack-pattern"} and len(patterns["objects"]) == 188
 

@@ -1,14 +1,15 @@
-"""Command line: init, user, collection, serve, import, export, demo. Non-interactive, one clear line per error."""
+"""Command line: init, org, user, collection, serve, import, export, audit, demo. Non-interactive, one clear line per error."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, BinaryIO, NoReturn
+from typing import Annotated, Any, BinaryIO, NoReturn
 
 import orjson
 import typer
@@ -25,15 +26,19 @@ from rich.table import Table
 
 from .config import ConfigError
 from .node import Node, NodeError
-from .principals import Role
+from .principals import Principal, Role
 from .store import ObjectFilter, StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Kuroshio partner node: STIX 2.1 over TAXII 2.1 with releasability enforced at every boundary.")
 user_app = typer.Typer(no_args_is_help=True, help="Manage users and API tokens.")
 collection_app = typer.Typer(no_args_is_help=True, help="Manage collections and which organisations may use them.")
+org_app = typer.Typer(no_args_is_help=True, help="Manage partner organisations: community, clients, country.")
+audit_app = typer.Typer(no_args_is_help=True, help="Verify and read the tamper-evident audit log.")
 app.add_typer(user_app, name="user")
 app.add_typer(collection_app, name="collection")
+app.add_typer(org_app, name="org")
+app.add_typer(audit_app, name="audit")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -53,6 +58,16 @@ def _open(home: Path) -> Node:
         return Node.open(home)
     except (ConfigError, NodeError, StoreError) as exc:
         fail(str(exc))
+
+
+def _acting_as(node: Node, username: str | None) -> Principal:
+    """The principal a command acts as: a named user, or the node operator."""
+    if not username:
+        return node.operator()
+    user = node.store.user(username)
+    if user is None:
+        fail(f"no user '{username}' on this node")
+    return node.store.principal(user)
 
 
 @app.command()
@@ -121,14 +136,26 @@ def collection_add(
     allow_custom: Annotated[bool, typer.Option("--allow-custom", help="Accept custom STIX content (x- types, "
                                                                       "custom properties).")] = False,
     api_root: Annotated[str | None, typer.Option(help="API root (default: the node's first).")] = None,
+    default_marking: Annotated[str, typer.Option(help="TLP level of objects that arrive without a marking: "
+                                                      "clear, green, amber, amber+strict or red.")] = "amber",
+    public: Annotated[bool, typer.Option("--public", help="Readable without credentials (only what TLP:CLEAR "
+                                                          "allows everyone to see).")] = False,
+    exercise: Annotated[bool, typer.Option("--exercise", help="An exercise collection: the only place "
+                                                              "EXERCISE-marked objects are accepted.")] = False,
 ) -> None:
     """Add a collection; the node's own organisation may read and write it."""
+    from .markings.definitions import TLP2
+
+    if default_marking.lower() not in TLP2:
+        fail(f"--default-marking '{default_marking}' must be one of {', '.join(TLP2)}")
     node = _open(home)
     try:
         root = api_root or node.config.default_api_root
         if node.config.api_root(root) is None:
             fail(f"no API root '{root}' in {home}/node.toml")
-        coll = node.store.add_collection(root, alias, title or alias, description, allow_custom=allow_custom)
+        coll = node.store.add_collection(root, alias, title or alias, description, allow_custom=allow_custom,
+                                         default_marking=TLP2[default_marking.lower()], public=public,
+                                         exercise=exercise)
         home_org = node.store.organisation(node.config.org)
         assert home_org is not None
         node.store.grant(coll.id, home_org.id, can_read=True, can_write=True)
@@ -235,6 +262,124 @@ def _batched(items: Iterator[object], size: int) -> Iterator[list[object]]:
         yield batch
 
 
+@org_app.command("add")
+def org_add(
+    home: HomeArg,
+    name: Annotated[str, typer.Argument(help="Short name of the organisation, e.g. JPN.")],
+    partner: Annotated[bool, typer.Option("--partner", help="Member of the node's community: receives "
+                                                            "TLP:GREEN.")] = False,
+    client_of: Annotated[str | None, typer.Option(help="The organisation it is a client of: receives that "
+                                                       "organisation's TLP:AMBER on need to know.")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO 3166 alpha-2 country code, e.g. JP.")] = None,
+) -> None:
+    """Add an organisation (with its STIX identity)."""
+    node = _open(home)
+    try:
+        if node.store.organisation(name) is not None:
+            fail(f"organisation '{name}' already exists: change it with `kuroshio org set {home} {name} ...`")
+        org = node.ensure_organisation(name, partner=partner, client_of=client_of, country=country)
+    except (NodeError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"Added organisation {org.name} ({org.identity_id})", markup=False)
+
+
+@org_app.command("set")
+def org_set(
+    home: HomeArg,
+    name: Annotated[str, typer.Argument(help="Organisation name.")],
+    partner: Annotated[bool | None, typer.Option("--partner/--no-partner", help="Join or leave the community.")] = None,
+    client_of: Annotated[str | None, typer.Option(help="Patron organisation ('' for none).")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO 3166 alpha-2 country code.")] = None,
+) -> None:
+    """Change an organisation's community membership, patron or country. Audiences of objects already
+    stored keep the organisations they named; TLP:GREEN follows the community as it is when read."""
+    node = _open(home)
+    try:
+        org = node.set_organisation(name, partner=partner, client_of=client_of, country=country)
+    except (NodeError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"{org.name}: community {org.community or '-'}, client of {org.client_of or '-'}, "
+              f"country {org.country or '-'}", markup=False)
+
+
+@org_app.command("list")
+def org_list(home: HomeArg) -> None:
+    """List organisations."""
+    node = _open(home)
+    try:
+        orgs = node.store.organisations()
+        names = {o.id: o.name for o in orgs}
+        table = Table("name", "identity", "community", "client of", "country", "home")
+        for o in orgs:
+            table.add_row(o.name, o.identity_id, o.community or "-", names.get(o.client_of or 0, "-"),
+                          o.country or "-", "yes" if o.home else "")
+    finally:
+        node.close()
+    out.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(home: HomeArg) -> None:
+    """Check the audit chain: any edited, deleted, inserted or reordered record, or a cut tail, is reported."""
+    from . import audit
+
+    node = _open(home)
+    try:
+        try:
+            head = node.audit_head.read()
+        except ValueError as exc:
+            fail(str(exc))
+        count = 0
+
+        def rows() -> Iterator[tuple[int, str, bytes, str, str]]:
+            nonlocal count
+            for r in node.store.audit_rows():
+                count += 1
+                yield r
+
+        findings = audit.verify(rows(), head)
+    finally:
+        node.close()
+    if findings:
+        for f in findings[:50]:
+            err.print(f"  {f}", markup=False)
+        fail(f"the audit log of {home} has been tampered with: {len(findings)} problem(s), first at "
+             f"{findings[0]}", code=2)
+    out.print(f"audit log intact: {count} records" + (f", head {head[0]} signed" if head else ", no signed head yet"),
+              markup=False)
+
+
+@audit_app.command("show")
+def audit_show(
+    home: HomeArg,
+    user: Annotated[str | None, typer.Option(help="Only records of this user.")] = None,
+    object_: Annotated[str | None, typer.Option("--object", help="Only records naming this object id.")] = None,
+    partner: Annotated[str | None, typer.Option(help="Only records of this organisation or partner.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only records from this timestamp on.")] = None,
+    as_: Annotated[str | None, typer.Option("--as", help="Read as this administrator (default: the node "
+                                                         "operator); hidden objects stay hidden.")] = None,
+) -> None:
+    """Print audit records as JSON lines (seq, time, record), as an administrator may see them."""
+    from .stix import timestamps
+
+    if since is not None and timestamps.check(since) is not None:
+        fail(f"--since '{since}' is not a timestamp of the form YYYY-MM-DDTHH:mm:ss[.s+]Z")
+    node = _open(home)
+    try:
+        viewer = _acting_as(node, as_)
+        for seq, ts, rec in node.store.audit_view(viewer, user=user, object_id=object_, partner=partner,
+                                                   since=since):
+            sys.stdout.write(orjson.dumps({"seq": seq, "ts": ts, **rec}).decode() + "\n")
+    except (NodeError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+
+
 @app.command("import")
 def import_(
     home: HomeArg,
@@ -258,30 +403,44 @@ def import_(
     try:
         coll = node.collection(api_root or node.config.default_api_root, collection)
         operator = node.operator()
+
+        def objects_of(f: Path, report: Callable[[int], object]) -> Iterator[object]:
+            with open(f, "rb") as raw:
+                counted = _CountingReader(raw, report)
+                yield from iter_objects(gzip.GzipFile(fileobj=counted) if f.suffix == ".gz" else counted)
+
+        def is_definition(o: object) -> bool:
+            return isinstance(o, dict) and o.get("type") == "marking-definition"
+
         with _progress() as progress:
             for f in files:
-                task = progress.add_task(f.name, total=f.stat().st_size, objects=0)
+                task = progress.add_task(f.name, total=2 * f.stat().st_size, objects=0)
                 count = 0
-                with open(f, "rb") as raw:
-                    counted = _CountingReader(raw, lambda n, t=task: progress.update(t, advance=n))
-                    fp = gzip.GzipFile(fileobj=counted) if f.suffix == ".gz" else counted
-                    try:
-                        for chunk in _batched(iter_objects(fp), batch):
-                            record = ingest(node.store, operator, coll, chunk, preparer=node.preparer)
-                            details = orjson.loads(record.details)
-                            for s in details["successes"]:
-                                if s.get("message") == "already stored":
-                                    present += 1
-                                else:
-                                    stored += 1
-                            for failure in details["failures"]:
-                                rejected += 1
-                                if len(reasons) < 20:
-                                    reasons.append(f"{f.name}: {failure['message']}")
-                            count += len(chunk)
-                            progress.update(task, objects=count)
-                    except (StreamError, OSError, EOFError) as exc:
-                        fail(f"{f}: {exc}")
+
+                def advance(n: int, t: Any = task) -> None:
+                    progress.update(t, advance=n)
+
+                try:
+                    # marking definitions first, in a quick pass: an object whose marking the node does
+                    # not know is refused, and a bundle may define its markings anywhere in the file
+                    definitions = [o for o in objects_of(f, advance) if is_definition(o)]
+                    rest = (o for o in objects_of(f, advance) if not is_definition(o))
+                    for chunk in itertools.chain([definitions] if definitions else [], _batched(rest, batch)):
+                        record = ingest(node.store, operator, coll, chunk, preparer=node.preparer)
+                        details = orjson.loads(record.details)
+                        for s in details["successes"]:
+                            if s.get("message") == "already stored":
+                                present += 1
+                            else:
+                                stored += 1
+                        for failure in details["failures"]:
+                            rejected += 1
+                            if len(reasons) < 20:
+                                reasons.append(f"{f.name}: {failure['message']}")
+                        count += len(chunk)
+                        progress.update(task, objects=count)
+                except (StreamError, OSError, EOFError) as exc:
+                    fail(f"{f}: {exc}")
     except (NodeError, StoreError) as exc:
         fail(str(exc))
     finally:
@@ -305,8 +464,10 @@ def export(
     version: Annotated[str, typer.Option(help="last, first, all, or a timestamp.")] = "last",
     added_after: Annotated[str | None, typer.Option(help="Only objects added after this timestamp.")] = None,
     api_root: Annotated[str | None, typer.Option(help="API root (default: the node's first).")] = None,
+    as_: Annotated[str | None, typer.Option("--as", help="Export what this user may see, as they would "
+                                                         "receive it (default: the node operator).")] = None,
 ) -> None:
-    """Write a STIX 2.1 bundle of a collection to standard output."""
+    """Write a STIX 2.1 bundle of a collection to standard output (releasability applies)."""
     from .stix import timestamps
 
     if added_after is not None and timestamps.check(added_after) is not None:
@@ -319,13 +480,13 @@ def export(
     stdout = sys.stdout.buffer
     try:
         coll = node.collection(api_root or node.config.default_api_root, collection)
-        operator = node.operator()
+        operator = _acting_as(node, as_)
         flt = ObjectFilter(added_after=timestamps.to_micros(added_after) if added_after else None, ids=id_ or None,
                            types=type_ or None, versions=versions, limit=5000)
         stdout.write(b'{"type":"bundle","id":"bundle--' + str(uuid.uuid4()).encode() + b'","objects":[')
         first = True
         while True:
-            page = node.store.query(operator, coll, flt)
+            page = node.store.query(operator, coll, flt, way="export")
             for row in page.rows:
                 if row.raw is None:
                     continue

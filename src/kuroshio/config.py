@@ -33,6 +33,7 @@ class NodeConfig:
     title: str
     description: str = ""
     contact: str = ""
+    community: str = "partners"  # the community of partner organisations: who TLP:GREEN reaches
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     max_content_length: int = 10 * 1024 * 1024
@@ -59,7 +60,8 @@ class NodeConfig:
     def save(self) -> None:
         data: dict[str, Any] = {
             "node": {"org": self.org, "org_name": self.org_name, "identity": self.identity, "title": self.title,
-                     "description": self.description, "contact": self.contact},
+                     "description": self.description, "contact": self.contact,
+                     "community": self.community},
             "server": {"host": self.host, "port": self.port, "max_content_length": self.max_content_length,
                        "page_size": self.page_size, "max_page_size": self.max_page_size,
                        **({"ingest_workers": self.ingest_workers} if self.ingest_workers is not None else {})},
@@ -90,6 +92,7 @@ class NodeConfig:
                 title=node.get("title", f"Kuroshio node {node['org']}"),
                 description=node.get("description", ""),
                 contact=node.get("contact", ""),
+                community=str(node.get("community", "partners")),
                 host=server.get("host", "127.0.0.1"),
                 port=int(server.get("port", DEFAULT_PORT)),
                 max_content_length=int(server.get("max_content_length", 10 * 1024 * 1024)),

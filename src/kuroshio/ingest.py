@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from .markings.definitions import MarkingError, interpret
+from .markings.policy import MarkingRefused, Policy
 from .principals import Principal
 from .stix import timestamps
 from .stix.canonical import CanonicalError, canonical
@@ -33,8 +35,8 @@ _STAMPED_KINDS = frozenset({"sdo", "sro", "language-content", "extension-definit
 PARALLEL_MIN_OBJECTS = 200  # below this, the round trip to a worker costs more than it saves
 
 
-def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str,
-                     known: frozenset[str]) -> tuple[list[PreparedObject], list[Outcome]]:
+def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known: frozenset[str],
+                     policy: Policy) -> tuple[list[PreparedObject], list[Outcome]]:
     ok: list[PreparedObject] = []
     failures: list[Outcome] = []
     for obj in objects:
@@ -46,15 +48,18 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str,
         creator = obj.get("created_by_ref")
         spec = SPECS.get(t)
         kind = spec.kind if spec is not None else ("sdo" if "created" in obj else "sco")
-        if creator is None:
-            if kind in _STAMPED_KINDS:
-                obj = {**obj, "created_by_ref": own}
-                creator = own
-        elif creator != own and creator in known:
-            failures.append(_failure(
-                obj, f"{obj['id']}: property 'created_by_ref' names {creator}, an organisation known to this node; "
-                     f"you publish as {own} and cannot publish in another organisation's name [rule: impersonation]"))
+        if creator is None and kind in _STAMPED_KINDS:
+            obj = {**obj, "created_by_ref": own}
+            creator = own
+        # a version in another known organisation's name: the store accepts it only as a marking-only
+        # tightening of an object that organisation published (rule: impersonation)
+        foreign = creator is not None and creator != own and creator in known
+        try:
+            marked = policy.mark(obj)
+        except MarkingRefused as exc:
+            failures.append(_failure(obj, f"{obj['id']}: {exc.detail} [rule: {exc.rule}]"))
             continue
+        obj = marked.obj
         try:
             raw = canonical(obj)
         except CanonicalError as exc:
@@ -70,15 +75,37 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str,
             spec_version=obj.get("spec_version", "2.1"),
             created_by=creator,
             raw=raw,
+            origin=marked.origin,
+            own=marked.own,
+            granular=marked.granular,
+            ends=marked.ends,
+            members=marked.members,
+            shape=marked.shape,
+            foreign=foreign,
         ))
     return ok, failures
 
 
 def _prepare_slice(body: bytes, start: int, stop: int, allow_custom: bool, own: str,
-                   known: frozenset[str]) -> tuple[list[PreparedObject], list[Outcome]]:
+                   known: frozenset[str], policy: Policy) -> tuple[list[PreparedObject], list[Outcome]]:
     """Worker process: prepare objects[start:stop] of a serialised envelope."""
     objects = orjson.loads(body)["objects"]
-    return _prepare_objects(objects[start:stop], allow_custom, own, known)
+    return _prepare_objects(objects[start:stop], allow_custom, own, known, policy)
+
+
+def policy_for(store: Store, principal: Principal, collection: Collection, objects: Sequence[Any]) -> Policy:
+    """The marking policy for one envelope: the node's marking definitions, its organisations, the
+    collection's default marking, and the marking definitions the envelope itself brings (valid ones)."""
+    registry: dict[str, Any] = {}
+    for mid, body in store.marking_registry().items():
+        try:
+            registry[mid] = interpret(orjson.loads(body))
+        except (MarkingError, KeyError, TypeError, AttributeError, ValueError):
+            registry[mid] = None
+    policy = Policy(registry, store.directory(), collection.default_marking, collection.exercise, principal.org.id)
+    policy.learn([o for o in objects if isinstance(o, dict) and o.get("type") == "marking-definition"
+                  and validate(o, allow_custom=collection.allow_custom) is None])
+    return policy
 
 
 def _failure(obj: Any, message: str) -> Outcome:
@@ -110,7 +137,7 @@ class Preparer:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
             return self._pool
 
-    def parts(self, principal: Principal, collection: Collection, objects: Sequence[Any],
+    def parts(self, principal: Principal, collection: Collection, objects: Sequence[Any], policy: Policy,
               body: bytes | None = None) -> Iterator[tuple[list[PreparedObject], list[Outcome]]]:
         """Prepared (objects, failures) parts of an envelope, in envelope order.
 
@@ -120,11 +147,11 @@ class Preparer:
         n = len(objects)
         if self.workers < 2 or n < PARALLEL_MIN_OBJECTS:
             yield _prepare_objects(objects, collection.allow_custom, principal.org.identity_id,
-                                   principal.known_identities)
+                                   principal.known_identities, policy)
             return
         if body is None:
             body = orjson.dumps({"objects": objects})
-        args = (collection.allow_custom, principal.org.identity_id, principal.known_identities)
+        args = (collection.allow_custom, principal.org.identity_id, principal.known_identities, policy)
         slices = self.workers * 2  # more slices than workers: the first part reaches the store sooner
         step = max(-(-n // slices), PARALLEL_MIN_OBJECTS // 2)
         try:
@@ -160,5 +187,6 @@ _INLINE = Preparer(workers=0)
 def ingest(store: Store, principal: Principal, collection: Collection, objects: Sequence[Any], *,
            status_id: str | None = None, preparer: Preparer | None = None, body: bytes | None = None) -> StatusRecord:
     """Validate, stamp and store one envelope in one transaction; returns its TAXII status resource."""
-    parts = (preparer or _INLINE).parts(principal, collection, objects, body)
+    policy = policy_for(store, principal, collection, objects)
+    parts = (preparer or _INLINE).parts(principal, collection, objects, policy, body)
     return store.add_objects(principal, collection, parts, status_id=status_id)

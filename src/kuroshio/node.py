@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pycountry
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from .audit import HEAD_FILE, HeadFile
 from .config import CONFIG_FILE, ApiRootConfig, ConfigError, NodeConfig
 from .ingest import Preparer, ingest
+from .markings.definitions import TLP2, TLP_OBJECTS, kuroshio_objects
 from .principals import (
     Principal,
     Role,
@@ -33,10 +36,10 @@ from .stix.identifiers import new_id
 from .store import Collection, Store, open_store
 
 DEFAULT_COLLECTIONS = (
-    # alias, title, description, allow_custom
-    ("shared", "Shared intelligence", "STIX 2.1 intelligence exchanged with partners", False),
+    # alias, title, description, allow_custom, the marking of objects that carry none
+    ("shared", "Shared intelligence", "STIX 2.1 intelligence exchanged with partners", False, TLP2["green"]),
     ("reference", "Reference frameworks",
-     "Third-party reference content such as MITRE ATT&CK, with its custom object types", True),
+     "Third-party reference content such as MITRE ATT&CK, with its custom object types", True, TLP2["clear"]),
 )
 
 
@@ -74,6 +77,8 @@ class Node:
         self._login_key = secrets.token_bytes(32)  # keys the in-memory cache of verified passwords
         self._logins: dict[bytes, _CachedLogin] = {}
         self._logins_lock = threading.Lock()
+        self.audit_head = HeadFile(config.home / HEAD_FILE, config.path(config.signing_key))
+        store.on_audit = self.audit_head.write  # a signed copy of the audit chain's end, outside the database
 
     # -- opening and creating --
     @classmethod
@@ -108,10 +113,13 @@ class Node:
         store = open_store(config.store_url, base_dir=home)
         store.migrate()
         node = cls(config, store)
-        home_org = store.add_organisation(org, identity, home=True)
-        for alias, title, description, allow_custom in DEFAULT_COLLECTIONS:
-            coll = store.add_collection(api_root, alias, title, description, allow_custom=allow_custom)
+        home_org = store.add_organisation(org, identity, home=True, community=config.community)
+        for alias, title, description, allow_custom, marking in DEFAULT_COLLECTIONS:
+            coll = store.add_collection(api_root, alias, title, description, allow_custom=allow_custom,
+                                        default_marking=marking)
             store.grant(coll.id, home_org.id, can_read=True, can_write=True)
+        # the marking definitions readers need to interpret markings: TLP 2.0 and 1.0, Kuroshio's own
+        node.publish([*TLP_OBJECTS.values(), *kuroshio_objects()], "reference")
         node.publish_identity(identity)
         return node
 
@@ -128,16 +136,45 @@ class Node:
         user = User(0, "kuroshio-operator", org.id, Role.ADMIN, None, False)
         return self.store.principal(user)
 
-    def publish_identity(self, identity: dict[str, Any]) -> None:
-        coll = self.collection(self.config.default_api_root, "shared")
-        ingest(self.store, self.operator(), coll, [identity])
+    def publish(self, objects: list[dict[str, Any]], alias: str = "shared") -> None:
+        """Store objects as the node itself (in the shared collection by default); any refusal is an error."""
+        coll = self.collection(self.config.default_api_root, alias)
+        record = ingest(self.store, self.operator(), coll, objects)
+        if record.failure_count:
+            raise NodeError(f"the node could not publish its own objects: {record.details.decode()}")
 
-    def ensure_organisation(self, name: str) -> Any:
+    def publish_identity(self, identity: dict[str, Any]) -> None:
+        self.publish([identity])
+
+    def ensure_organisation(self, name: str, *, partner: bool = False, client_of: str | None = None,
+                            country: str | None = None) -> Any:
+        """The organisation `name`, created when missing. A partner joins the node's community (it
+        receives TLP:GREEN); a client of an organisation receives that organisation's TLP:AMBER."""
         org = self.store.organisation(name)
         if org is None:
             identity = identity_object(name)
-            org = self.store.add_organisation(name, identity)
+            patron = self._org_named(client_of).id if client_of else None
+            org = self.store.add_organisation(name, identity, community=self.config.community if partner else None,
+                                              client_of=patron, country=_country(country))
             self.publish_identity(identity)
+        return org
+
+    def set_organisation(self, name: str, *, partner: bool | None = None, client_of: str | None = None,
+                         country: str | None = None) -> Any:
+        org = self._org_named(name)
+        community = org.community if partner is None else (self.config.community if partner else None)
+        patron = org.client_of if client_of is None else (self._org_named(client_of).id if client_of else None)
+        if patron == org.id:
+            raise NodeError(f"organisation {name} cannot be its own client")
+        self.store.set_organisation(org.id, community=community, client_of=patron,
+                                    country=org.country if country is None else _country(country))
+        return self._org_named(name)
+
+    def _org_named(self, name: str) -> Any:
+        org = self.store.organisation(name)
+        if org is None:
+            names = ", ".join(o.name for o in self.store.organisations()) or "none"
+            raise NodeError(f"no organisation '{name}' on this node (organisations: {names})")
         return org
 
     def add_user(self, username: str, role: Role, *, org: str | None = None, password: str | None = None,
@@ -193,6 +230,14 @@ class Node:
         if user.disabled or not token_matches(stored, parts[1]):
             return None
         return self.store.principal(user)
+
+
+def _country(code: str | None) -> str | None:
+    if code is None:
+        return None
+    if pycountry.countries.get(alpha_2=code.upper()) is None:
+        raise NodeError(f"country '{code}' is not an ISO 3166 alpha-2 code (e.g. TW, JP)")
+    return code.upper()
 
 
 def _write_signing_key(path: Path) -> None:

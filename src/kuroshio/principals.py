@@ -37,6 +37,12 @@ class Organisation:
     name: str
     identity_id: str  # the organisation's STIX identity object id
     home: bool  # the organisation that runs this node
+    community: str | None = None  # the sharing community it belongs to (TLP:GREEN)
+    client_of: int | None = None  # the organisation it is a client of (TLP:AMBER)
+    country: str | None = None  # ISO 3166 alpha-2
+
+
+ANONYMOUS_ORG = Organisation(0, "anonymous", "", False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +76,28 @@ class Principal:
     role: Role
     # organisations this node knows, by identity id (used to refuse impersonation)
     known_identities: frozenset[str] = field(default=frozenset())
+    # the audience keys this reader holds (markings/audience.py): what it may see
+    keys: frozenset[str] = field(default=frozenset())
+
+    @property
+    def anonymous(self) -> bool:
+        return self.org.id == 0
 
     def can_read(self, access: Access | None) -> bool:
         return access is not None and access.can_read
 
     def can_write(self, access: Access | None) -> bool:
-        return access is not None and access.can_write and self.role >= Role.CONTRIBUTOR
+        return (access is not None and access.can_write and self.role >= Role.CONTRIBUTOR
+                and not self.anonymous)
 
     @property
     def is_admin(self) -> bool:
         return self.role >= Role.ADMIN
+
+
+def anonymous_principal() -> Principal:
+    """An unauthenticated reader: it may read public collections, and there only what everyone may see."""
+    return Principal(0, "anonymous", ANONYMOUS_ORG, Role.READER, frozenset(), frozenset({"*"}))
 
 
 # --- secrets -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from kuroshio.ingest import ingest
+from kuroshio.markings.definitions import TLP2
 from kuroshio.node import identity_object
 from kuroshio.principals import Principal, Role, User
 from kuroshio.stix import timestamps
@@ -76,7 +77,8 @@ def test_store_and_read_back_canonical_json(world: World) -> None:
     assert (record.total_count, record.success_count, record.failure_count) == (1, 1, 0)
     page = world.store.query(world.reader, world.coll, ObjectFilter())
     stored = orjson.loads(page.rows[0].raw)
-    assert stored == {**obj, "created_by_ref": world.home.identity_id}  # stamped with the publisher
+    # stamped with the publisher and, carrying no marking, with the collection's default (TLP:AMBER)
+    assert stored == {**obj, "created_by_ref": world.home.identity_id, "object_marking_refs": [TLP2["amber"]]}
     assert page.rows[0].version_text == TS and not page.more
 
 
@@ -153,6 +155,9 @@ def test_access_is_checked_in_the_store(world: World) -> None:
     with pytest.raises(Forbidden):
         ingest(world.store, world.reader, world.coll, [indicator(2)])
     world.store.grant(world.coll.id, world.partner.id, can_read=True, can_write=False)
+    # access to the collection does not widen an object's audience: TLP:AMBER of TWN stays with TWN
+    assert world.store.query(world.outsider, world.coll, ObjectFilter()).rows == []
+    ingest(world.store, world.writer, world.coll, [{**indicator(3), "object_marking_refs": [TLP2["clear"]]}])
     assert len(world.store.query(world.outsider, world.coll, ObjectFilter()).rows) == 1
     with pytest.raises(Forbidden):
         ingest(world.store, world.outsider, world.coll, [indicator(2)])

@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from kuroshio.markings.definitions import TLP_OBJECTS, kuroshio_objects
 from kuroshio.stix.validate import validate
 
 from ..conftest import PASSWORD, RunningServer
@@ -56,12 +57,17 @@ def conflicting_repeats(objects: list[Any]) -> int:
 @pytest.mark.slow
 def test_every_real_bundle_loads(server: RunningServer, data_dir: Path) -> None:
     # invalid objects per the OASIS validator: ATLAS 2 (modified < created), Attack Flow 4 (empty lists, defanged URLs)
-    invalid = {"stix-atlas.json": 2, "swift-heist.json": 1, "notpetya.json": 1, "cisa-iranian-apt.json": 2}
+    # interop-objectmarking-test: its campaign uses a marking definition defined nowhere: unknown, so refused
+    invalid = {"stix-atlas.json": 2, "swift-heist.json": 1, "notpetya.json": 1, "cisa-iranian-apt.json": 2,
+               "interop-objectmarking-test.json": 1}
     for path in sorted((data_dir / "stix").glob("*/*.json*")):
         if path.parent.name == "taxii":
             continue
         doc = load(path)
         objects = doc["objects"] if doc.get("type") == "bundle" else [doc]
+        # a client sending a bundle in several envelopes sends the marking definitions first: an object
+        # whose marking the node does not know yet is refused (docs/releasability.md)
+        objects.sort(key=lambda o: o.get("type") != "marking-definition")
         custom = path.parent.name in ("attack", "atlas", "attack-flow")
         status = post(server, "reference" if custom else "shared", objects)
         conflicts = conflicting_repeats(objects)  # ATLAS reuses 34 ids with other content: refused, not overwritten
@@ -92,5 +98,6 @@ def test_invalid_objects_are_refused_alone(server: RunningServer, data_dir: Path
         coll = server.node.collection("intel", "reference")
         got = http.get(f"/intel/collections/{coll.id}/objects/", params={"limit": 10000, "match[version]": "all"},
                        headers={"Accept": TAXII}).json()["objects"]
-    assert {o["id"] for o in got} == {o["id"] for o in good}
+    predefined = set(TLP_OBJECTS) | {o["id"] for o in kuroshio_objects()}  # published by the node at init
+    assert {o["id"] for o in got} - predefined == {o["id"] for o in good}
     assert all(validate(o, allow_custom=True) is None for o in got)

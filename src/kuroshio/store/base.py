@@ -15,7 +15,7 @@ import re
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -24,6 +24,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .. import audit
+from ..markings import audience as aud
+from ..markings.definitions import TLP2
+from ..markings.policy import SHAPE_CONTAINER, SHAPE_SIGHTING
+from ..markings.redact import redact
 from ..principals import Access, Organisation, Principal, Role, User
 from ..stix import timestamps
 
@@ -55,6 +60,9 @@ class Collection:
     description: str
     allow_custom: bool
     no: int = 0  # the store's compact key of the collection
+    default_marking: str = TLP2["amber"]  # objects arriving without a restricting marking take this one
+    exercise: bool = False  # holds exercise objects (EXERCISE-marked objects go nowhere else)
+    public: bool = False  # readable without credentials (only what everyone may see: TLP:CLEAR)
 
 
 def id_hash(stix_id: str) -> int:
@@ -73,6 +81,13 @@ class PreparedObject(NamedTuple):
     spec_version: str
     created_by: str | None
     raw: bytes  # RFC 8785 canonical JSON
+    origin: int = 0  # the originating organisation (created_by_ref if known here, else the submitter)
+    own: frozenset[str] = frozenset()  # audience of the object's own markings
+    granular: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = ()  # (selectors, audience) of granular markings
+    ends: tuple[str, ...] = ()  # ids that must all be visible (relationship ends, the sighted object)
+    members: tuple[str, ...] = ()  # container references: at least one must be visible
+    shape: int = 0  # per-reader rewriting needed (markings.policy SHAPE_*)
+    foreign: bool = False  # created_by_ref names another organisation known to the node
 
 
 class Outcome(NamedTuple):
@@ -201,7 +216,8 @@ class Store(ABC):
 
     @abstractmethod
     def query(self, principal: Principal, collection: Collection, flt: ObjectFilter, *,
-              with_raw: bool = True) -> Page: ...
+              with_raw: bool = True, way: str = "objects") -> Page:
+        """The objects `principal` may see, as `principal` may see them (redacted), audited as read via `way`."""
 
     @abstractmethod
     def versions(self, principal: Principal, collection: Collection, object_id: str, flt: ObjectFilter) -> Page: ...
@@ -249,6 +265,14 @@ class SqlStore(Store):
     def __init__(self) -> None:
         self._write_lock = threading.Lock()
         self._statuses_expired_at = 0
+        self._aids: dict[str, int] = {}  # audience text -> aid (committed audiences only)
+        self._aid_keys: dict[int, frozenset[str]] = {}
+        self.on_audit: Callable[[int, str], None] | None = None  # told the chain's end after each commit
+        self._audit_end: tuple[int, str] | None = None  # the chain's end written by the last commit
+        self._reads: list[tuple[str, bytes]] = []  # read records waiting to be appended (see _log_read)
+        self._reads_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._closing = threading.Event()
 
     # -- hooks --
     @abstractmethod
@@ -311,28 +335,42 @@ class SqlStore(Store):
                 cur.execute(statement)
 
     # -- organisations, users, tokens --
-    def add_organisation(self, name: str, identity: dict[str, Any], *, home: bool = False) -> Organisation:
+    _ORG_COLS = "id, name, identity_id, home, community, client_of, country"
+
+    @staticmethod
+    def _org(r: Sequence[Any]) -> Organisation:
+        return Organisation(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6])
+
+    def add_organisation(self, name: str, identity: dict[str, Any], *, home: bool = False,
+                         community: str | None = None, client_of: int | None = None,
+                         country: str | None = None) -> Organisation:
         if self.organisation(name) is not None:
             raise Conflict(f"organisation '{name}' already exists")
         with self._write() as cur:
             cur.execute(
-                self._sql("INSERT INTO organisations (name, identity_id, identity_json, home, created) "
-                          "VALUES (?, ?, ?, ?, ?) RETURNING id"),
-                (name, identity["id"], orjson.dumps(identity), int(home), _now_text()),
+                self._sql("INSERT INTO organisations (name, identity_id, identity_json, home, created, community, "
+                          "client_of, country) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                (name, identity["id"], orjson.dumps(identity), int(home), _now_text(), community, client_of, country),
             )
             org_id = cur.fetchone()[0]
-        return Organisation(org_id, name, identity["id"], home)
+        return Organisation(org_id, name, identity["id"], home, community, client_of, country)
+
+    def set_organisation(self, org_id: int, *, community: str | None, client_of: int | None,
+                         country: str | None) -> None:
+        with self._write() as cur:
+            cur.execute(self._sql("UPDATE organisations SET community = ?, client_of = ?, country = ? WHERE id = ?"),
+                        (community, client_of, country, org_id))
 
     def organisations(self) -> list[Organisation]:
         with self._read() as cur:
-            cur.execute("SELECT id, name, identity_id, home FROM organisations ORDER BY id")
-            return [Organisation(r[0], r[1], r[2], bool(r[3])) for r in cur.fetchall()]
+            cur.execute(f"SELECT {self._ORG_COLS} FROM organisations ORDER BY id")
+            return [self._org(r) for r in cur.fetchall()]
 
     def organisation(self, name: str) -> Organisation | None:
         with self._read() as cur:
-            cur.execute(self._sql("SELECT id, name, identity_id, home FROM organisations WHERE name = ?"), (name,))
+            cur.execute(self._sql(f"SELECT {self._ORG_COLS} FROM organisations WHERE name = ?"), (name,))
             r = cur.fetchone()
-        return Organisation(r[0], r[1], r[2], bool(r[3])) if r else None
+        return self._org(r) if r else None
 
     def organisation_identity(self, org_id: int) -> bytes:
         with self._read() as cur:
@@ -343,9 +381,29 @@ class SqlStore(Store):
         return bytes(r[0])
 
     def _org_by_id(self, cur: Any, org_id: int) -> Organisation:
-        cur.execute(self._sql("SELECT id, name, identity_id, home FROM organisations WHERE id = ?"), (org_id,))
-        r = cur.fetchone()
-        return Organisation(r[0], r[1], r[2], bool(r[3]))
+        cur.execute(self._sql(f"SELECT {self._ORG_COLS} FROM organisations WHERE id = ?"), (org_id,))
+        return self._org(cur.fetchone())
+
+    def _directory(self, cur: Any) -> aud.Directory:
+        cur.execute("SELECT id, identity_id, community, client_of FROM organisations")
+        d = aud.Directory()
+        for org_id, identity_id, community, client_of in cur.fetchall():
+            d.by_identity[identity_id] = org_id
+            if community:
+                d.community[org_id] = community
+            if client_of is not None:
+                d.client_of[org_id] = client_of
+        return d
+
+    def directory(self) -> aud.Directory:
+        with self._read() as cur:
+            return self._directory(cur)
+
+    def marking_registry(self) -> dict[str, bytes]:
+        """The marking definitions this node stores (beyond the predefined ones), as JSON."""
+        with self._read() as cur:
+            cur.execute("SELECT id, body FROM marking_definitions")
+            return {r[0]: bytes(r[1]) for r in cur.fetchall()}
 
     def add_user(self, username: str, org_id: int, role: Role, password_hash: str | None) -> User:
         if self.user(username) is not None:
@@ -394,30 +452,38 @@ class SqlStore(Store):
     def principal(self, user: User) -> Principal:
         with self._read() as cur:
             org = self._org_by_id(cur, user.org_id)
-            cur.execute("SELECT identity_id FROM organisations")
-            known = frozenset(r[0] for r in cur.fetchall())
-        return Principal(user.id, user.username, org, user.role, known)
+            directory = self._directory(cur)
+        return Principal(user.id, user.username, org, user.role, frozenset(directory.by_identity),
+                         aud.reader_keys(org.id, directory))
 
     # -- collections --
-    _COLL_COLS = "id, api_root, alias, title, description, allow_custom, no"
+    _COLL_COLS = "id, api_root, alias, title, description, allow_custom, no, default_marking, exercise, public"
 
     @staticmethod
     def _collection(r: Sequence[Any]) -> Collection:
-        return Collection(r[0], r[1], r[2], r[3], r[4], bool(r[5]), int(r[6]))
+        return Collection(r[0], r[1], r[2], r[3], r[4], bool(r[5]), int(r[6]), r[7], bool(r[8]), bool(r[9]))
 
     def add_collection(self, api_root: str, alias: str, title: str, description: str = "", *,
-                       allow_custom: bool = False, collection_id: str | None = None) -> Collection:
+                       allow_custom: bool = False, collection_id: str | None = None,
+                       default_marking: str = TLP2["amber"], exercise: bool = False,
+                       public: bool = False) -> Collection:
         if self.collection(api_root, alias) is not None:
             raise Conflict(f"collection '{alias}' already exists in API root '{api_root}'")
         cid = collection_id or str(uuid.uuid4())
         with self._write() as cur:
             cur.execute(
-                self._sql("INSERT INTO collections (id, api_root, alias, title, description, allow_custom, last_added, created) "
-                          "VALUES (?, ?, ?, ?, ?, ?, 0, ?) RETURNING no"),
-                (cid, api_root, alias, title, description, int(allow_custom), _now_text()),
+                self._sql("INSERT INTO collections (id, api_root, alias, title, description, allow_custom, last_added, "
+                          "created, default_marking, exercise, public) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING no"),
+                (cid, api_root, alias, title, description, int(allow_custom), _now_text(), default_marking,
+                 int(exercise), int(public)),
             )
             no = int(cur.fetchone()[0])
-        return Collection(cid, api_root, alias, title, description, allow_custom, no)
+        return Collection(cid, api_root, alias, title, description, allow_custom, no, default_marking, exercise, public)
+
+    def set_collection(self, collection_id: str, *, default_marking: str, public: bool) -> None:
+        with self._write() as cur:
+            cur.execute(self._sql("UPDATE collections SET default_marking = ?, public = ? WHERE id = ?"),
+                        (default_marking, int(public), collection_id))
 
     def collections(self, api_root: str | None = None) -> list[Collection]:
         with self._read() as cur:
@@ -454,13 +520,62 @@ class SqlStore(Store):
             r = cur.fetchone()
         return Access(bool(r[0]), bool(r[1])) if r else None
 
+    def access_of(self, principal: Principal, collection: Collection) -> Access | None:
+        """What `principal` may do in `collection`: anonymous readers may read public collections only."""
+        if principal.anonymous:
+            return Access(True, False) if collection.public else None
+        return self.access(collection.id, principal.org.id)
+
     def _check(self, principal: Principal, collection: Collection, *, write: bool) -> None:
-        acc = self.access(collection.id, principal.org.id)
+        acc = self.access_of(principal, collection)
         ok = principal.can_write(acc) if write else principal.can_read(acc)
         if not ok:
             if not principal.can_read(acc):
+                self.log_refusal(principal, "write" if write else "read", "no access to the collection",
+                                 collection=collection)
                 raise NotFound("no such collection")
+            self.log_refusal(principal, "write", "read-only access to the collection", collection=collection)
             raise Forbidden("this principal may not write to the collection")
+
+    # -- audiences --
+    def _aid(self, cur: Any, audience: frozenset[str], local: dict[str, int]) -> int:
+        """The interned id of an audience (created on first use, in the current transaction)."""
+        text = aud.encode(audience)
+        aid = self._aids.get(text) or local.get(text)
+        if aid is not None:
+            return aid
+        cur.execute(self._sql("SELECT aid FROM audiences WHERE keys = ?"), (text,))
+        r = cur.fetchone()
+        if r is not None:
+            self._aids[text] = int(r[0])  # committed earlier: safe to remember
+            self._aid_keys[int(r[0])] = frozenset(audience)
+            return int(r[0])
+        cur.execute(self._sql("INSERT INTO audiences (keys) VALUES (?) ON CONFLICT (keys) DO NOTHING"), (text,))
+        cur.execute(self._sql("SELECT aid FROM audiences WHERE keys = ?"), (text,))
+        aid = int(cur.fetchone()[0])
+        if audience:
+            cur.executemany(self._sql("INSERT INTO audience_keys (key, aid) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+                            [(k, aid) for k in audience])
+        local[text] = aid
+        return aid
+
+    def _keys_of(self, cur: Any, aid: int, local: dict[str, int]) -> frozenset[str]:
+        keys = self._aid_keys.get(aid)
+        if keys is None:
+            cur.execute(self._sql("SELECT keys FROM audiences WHERE aid = ?"), (aid,))
+            r = cur.fetchone()
+            keys = frozenset(r[0].split()) if r and r[0] else aud.NOBODY
+            if r is not None and aid not in local.values():  # never remember what this transaction created
+                self._aid_keys[aid] = keys
+        return keys
+
+    def _visible_clause(self, principal: Principal, params: list[Any]) -> str:
+        """SQL condition: the row's audience shares a key with the principal (invariant 1, in the query)."""
+        keys = sorted(principal.keys)
+        if not keys:
+            return " AND 1 = 0"
+        params.extend(keys)
+        return f" AND audience IN (SELECT aid FROM audience_keys WHERE key IN {self._in(keys)})"
 
     # -- objects: write --
     def add_objects(self, principal: Principal, collection: Collection,
@@ -471,21 +586,28 @@ class SqlStore(Store):
         outcomes: list[Outcome] = []
         P = self.P
         insert = (f"INSERT INTO objects (coll, id, type, version, version_text, spec_version, date_added, "
-                  f"is_latest, is_first, created_by, submitted_by, raw) VALUES "
-                  f"({P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P}, {P})")
+                  f"is_latest, is_first, created_by, submitted_by, raw, origin, own_audience, audience, shape, granular, "
+                  f"deps) VALUES ({', '.join([P] * 18)})")
         index = f"INSERT INTO id_index (level, coll, idh, added) VALUES (0, {P}, {P}, {P})"
+        depend = f"INSERT INTO dependencies (coll, ref_idh, added) VALUES ({P}, {P}, {P}) ON CONFLICT DO NOTHING"
+        definition = f"INSERT INTO marking_definitions (id, origin, body) VALUES ({P}, {P}, {P}) ON CONFLICT DO NOTHING"
         cid = collection.id
         cno = collection.no
         org_id = principal.org.id
         with self._write_lock, self._write() as cur:
             last, l0, l1 = self._lock_collection(cur, cid)
+            directory = self._directory(cur)
+            local: dict[str, int] = {}
             next_added = max(timestamps.now_micros(), last + 1)
             seen: dict[tuple[str, str], bytes] = {}
+            changed: set[str] = set()  # ids whose latest version is new
+            dependents: list[int] = []  # new rows whose audience depends on other objects
+            stored: list[tuple[str, str]] = []
             for objects, failures in parts:
                 outcomes.extend(failures)
                 bounds = self._version_bounds(cur, cno, objects)
-                rows = []
-                entries = []
+                latest = self._latest(cur, cno, list(bounds), local) if bounds else {}
+                rows, entries, deps, definitions = [], [], [], []
                 for o in objects:
                     key = (o.id, o.version)
                     earlier = seen.get(key)
@@ -495,14 +617,18 @@ class SqlStore(Store):
                                                 "another object with the same id and version is earlier in this envelope"))
                         continue
                     lo_hi = bounds.get(o.id)
+                    if lo_hi is not None and lo_hi[0] <= o.version <= lo_hi[1]:
+                        already = self._stored_outcome(cur, cno, o)
+                        if already is not None:
+                            outcomes.append(already)
+                            continue
+                    refusal = self._marking_change_refusal(o, latest.get(o.id), org_id, directory)
+                    if refusal is not None:
+                        outcomes.append(Outcome(o.id, o.version_text, False, refusal))
+                        continue
                     if lo_hi is None:
                         is_latest = is_first = True
                     else:
-                        if lo_hi[0] <= o.version <= lo_hi[1]:
-                            stored = self._stored_outcome(cur, cno, o)
-                            if stored is not None:
-                                outcomes.append(stored)
-                                continue
                         is_latest, is_first = o.version > lo_hi[1], o.version < lo_hi[0]
                         if is_latest:
                             self._clear_flag(cur, "is_latest", cno, o)
@@ -511,16 +637,35 @@ class SqlStore(Store):
                     bounds[o.id] = (o.version, o.version) if lo_hi is None else (min(lo_hi[0], o.version),
                                                                                  max(lo_hi[1], o.version))
                     seen[key] = o.raw
+                    own = self._aid(cur, o.own, local)
+                    granular = (orjson.dumps([[list(sel), self._aid(cur, a, local)] for sel, a in o.granular])
+                                if o.granular else None)
+                    depends = bool(o.ends or o.members)
                     rows.append((cno, o.id, o.type, o.version, o.version_text, o.spec_version, next_added,
-                                 int(is_latest), int(is_first), o.created_by, org_id, o.raw))
+                                 int(is_latest), int(is_first), o.created_by, org_id, o.raw, o.origin, own,
+                                 self._aid(cur, aud.NOBODY, local) if depends else own, o.shape, granular,
+                                 orjson.dumps([o.ends, o.members]) if depends else None))
                     entries.append((cno, o.idh, next_added))
+                    if depends:
+                        dependents.append(next_added)
+                        deps.extend((cno, id_hash(r), next_added) for r in {*o.ends, *o.members})
+                    if is_latest:
+                        changed.add(o.id)
+                    if o.type == "marking-definition":
+                        definitions.append((o.id, o.origin, o.raw))
                     outcomes.append(Outcome(o.id, o.version_text, True))
+                    stored.append((o.id, o.version_text))
                     next_added += 1
                 if rows:
                     cur.executemany(insert, rows)
                     cur.executemany(index, entries)
                     l0 += len(entries)
+                if deps:
+                    cur.executemany(depend, deps)
+                if definitions:
+                    cur.executemany(definition, definitions)
             if seen:
+                self._settle(cur, cno, directory, dependents, changed, local)
                 l0, l1 = self._merge_levels(cur, cno, l0, l1)
                 cur.execute(self._sql("UPDATE collections SET last_added = ?, l0_count = ?, l1_count = ? WHERE id = ?"),
                             (next_added - 1, l0, l1, cid))
@@ -532,7 +677,118 @@ class SqlStore(Store):
                 (record.id, record.api_root, record.collection_id, record.user_id, record.org_id, record.request_timestamp,
                  record.total_count, record.success_count, record.failure_count, record.pending_count, record.details),
             )
+            self._audit(cur, principal, "store", collection=collection, objects=stored,
+                        refused=[(o.id, o.message) for o in outcomes if not o.ok])
+            self._drain_reads(cur)
+        self._publish_head()
         return record
+
+    def _latest(self, cur: Any, coll: int, ids: list[str],
+                local: dict[str, int]) -> dict[str, tuple[frozenset[str], int, bytes]]:
+        """For stored ids: the latest version's own audience, origin and canonical JSON."""
+        out: dict[str, tuple[frozenset[str], int, bytes]] = {}
+        wanted = set(ids)
+        for i in range(0, len(ids), 500):
+            chunk = sorted({id_hash(x) for x in ids[i:i + 500]})
+            cur.execute(f"SELECT id, own_audience, origin, raw FROM objects WHERE coll = {self.P} AND is_latest = 1 "
+                        f"AND date_added IN ({self._added_of(len(chunk))})", (coll, coll, *chunk))
+            for oid, own, origin, raw in cur.fetchall():
+                if oid in wanted:
+                    out[oid] = (self._keys_of(cur, own, local), origin, bytes(raw))
+        return out
+
+    _MARKING_PROPERTIES = frozenset({"object_marking_refs", "granular_markings", "modified"})
+
+    def _marking_change_refusal(self, o: PreparedObject, latest: tuple[frozenset[str], int, bytes] | None,
+                                writer_org: int, directory: aud.Directory) -> str | None:
+        """Why a new version may not be stored, or None. Anyone who may write may make an object more
+        restrictive; only its originating organisation may make it less restrictive; a version in
+        another known organisation's name is accepted only when it changes nothing but markings."""
+        if o.foreign:
+            if latest is None or not aud.within(o.own, latest[0], directory):
+                return (f"{o.id}: property 'created_by_ref' names {o.created_by}, an organisation known to this node; "
+                        "you cannot publish in another organisation's name (only make its objects more restrictive) "
+                        "[rule: impersonation]")
+            before = {k: v for k, v in orjson.loads(latest[2]).items() if k not in self._MARKING_PROPERTIES}
+            after = {k: v for k, v in orjson.loads(o.raw).items() if k not in self._MARKING_PROPERTIES}
+            if before != after:
+                return (f"{o.id}: a new version in {o.created_by}'s name may only change markings "
+                        "[rule: impersonation]")
+            return None
+        if latest is not None and writer_org != latest[1] and not aud.within(o.own, latest[0], directory):
+            return (f"{o.id}: property 'object_marking_refs' would make the object visible to more readers; only "
+                    "its originating organisation may make an object less restrictive [rule: marking-widening]")
+        return None
+
+    def _settle(self, cur: Any, coll: int, directory: aud.Directory, dependents: list[int], changed: set[str],
+                local: dict[str, int]) -> None:
+        """Recompute effective audiences: own markings narrowed by the objects an object depends on.
+
+        A relationship is visible only to readers who see both ends; a sighting, only to readers who
+        see the sighted object; a container, only to readers who see at least one member. Ends are
+        looked up in the same collection (their latest version). A change propagates to what depends
+        on the changed objects, a few levels deep (containers of relationships, ...).
+        """
+        work = set(dependents)
+        for _ in range(6):
+            work |= self._dependents_of(cur, coll, changed)
+            if not work:
+                return
+            changed = set()
+            batch = sorted(work)
+            work = set()
+            for i in range(0, len(batch), 500):
+                chunk = batch[i:i + 500]
+                cur.execute(f"SELECT date_added, id, own_audience, audience, deps, is_latest FROM objects "
+                            f"WHERE coll = {self.P} AND date_added IN {self._in(chunk)}", (coll, *chunk))
+                rows = cur.fetchall()
+                refs = set()
+                parsed = []
+                for added, oid, own, current, deps, is_latest in rows:
+                    ends, members = orjson.loads(deps) if deps else ([], [])
+                    refs.update(ends)
+                    refs.update(members)
+                    parsed.append((added, oid, own, current, ends, members, is_latest))
+                effective = self._effective_of(cur, coll, sorted(refs), local)
+                for added, oid, own, current, ends, members, is_latest in parsed:
+                    audience = self._keys_of(cur, own, local)
+                    for e in ends:
+                        audience = aud.intersect(audience, effective.get(e, aud.NOBODY), directory)
+                    if members:
+                        reach: frozenset[str] = aud.NOBODY
+                        for m in members:
+                            reach = aud.union(reach, effective.get(m, aud.NOBODY), directory)
+                        audience = aud.intersect(audience, reach, directory)
+                    aid = self._aid(cur, audience, local)
+                    if aid != current:
+                        cur.execute(self._sql("UPDATE objects SET audience = ? WHERE coll = ? AND date_added = ?"),
+                                    (aid, coll, added))
+                        if is_latest:
+                            changed.add(oid)
+
+    def _dependents_of(self, cur: Any, coll: int, ids: set[str]) -> set[int]:
+        out: set[int] = set()
+        hashes = sorted({id_hash(i) for i in ids})
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i:i + 500]
+            cur.execute(f"SELECT added FROM dependencies WHERE coll = {self.P} AND ref_idh IN {self._in(chunk)}",
+                        (coll, *chunk))
+            out.update(r[0] for r in cur.fetchall())
+        return out
+
+    def _effective_of(self, cur: Any, coll: int, ids: list[str],
+                      local: dict[str, int]) -> dict[str, frozenset[str]]:
+        """The effective audience of the latest version of each id present in the collection."""
+        out: dict[str, frozenset[str]] = {}
+        wanted = set(ids)
+        for i in range(0, len(ids), 500):
+            chunk = sorted({id_hash(x) for x in ids[i:i + 500]})
+            cur.execute(f"SELECT id, audience FROM objects WHERE coll = {self.P} AND is_latest = 1 "
+                        f"AND date_added IN ({self._added_of(len(chunk))})", (coll, coll, *chunk))
+            for oid, aid in cur.fetchall():
+                if oid in wanted:
+                    out[oid] = self._keys_of(cur, aid, local)
+        return out
 
     def _merge_levels(self, cur: Any, coll: int, l0: int, l1: int) -> tuple[int, int]:
         """Merge a full level into the next one, in key order (a sorted bulk insert touches each page once)."""
@@ -600,6 +856,149 @@ class SqlStore(Store):
         return StatusRecord(status_id, collection.api_root, collection.id, principal.user_id, principal.org.id,
                             request_ts, len(outcomes), len(successes), len(failures), 0, details)
 
+    # -- audit --
+    FOR_UPDATE = ""  # PostgreSQL locks the chain's end row; SQLite's write transaction is exclusive already
+    READ_FLUSH_SECONDS = 0.5
+
+    def _audit(self, cur: Any, principal: Principal | None, action: str, *, collection: Collection | None = None,
+               **fields: Any) -> None:
+        """Append one record to the chain, in the caller's transaction (so it commits with the change)."""
+        self._append_audit(cur, [(_now_text(), self._audit_record(principal, action, collection, **fields))])
+
+    @staticmethod
+    def _audit_record(principal: Principal | None, action: str, collection: Collection | None,
+                      **fields: Any) -> bytes:
+        actor = principal.username if principal else "-"
+        org = principal.org.name if principal else "-"
+        where = f"{collection.api_root}/{collection.alias}" if collection else None
+        return audit.record(actor, org, action, collection=where, **fields)
+
+    def _append_audit(self, cur: Any, records: list[tuple[str, bytes]]) -> None:
+        cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{self.FOR_UPDATE}")
+        seq, prev = cur.fetchone()
+        rows = []
+        for ts, record in records:
+            seq += 1
+            h = audit.link(prev, seq, ts, record)
+            rows.append((seq, ts, record, prev, h))
+            prev = h
+        cur.executemany(self._sql("INSERT INTO audit (seq, ts, record, prev, hash) VALUES (?, ?, ?, ?, ?)"), rows)
+        cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (seq, prev))
+        self._audit_end = (seq, prev)
+
+    def _publish_head(self) -> None:
+        """After a commit: hand the chain's end to the node (it keeps a signed copy outside the database)."""
+        end, self._audit_end = self._audit_end, None
+        if end is not None and self.on_audit is not None:
+            self.on_audit(*end)
+
+    def _log_read(self, principal: Principal, collection: Collection, way: str, rows: Sequence[Row]) -> None:
+        """Record a read. Reads change nothing, so their records are appended by a background flush
+        within READ_FLUSH_SECONDS (or by the next write, or at close) instead of costing every read a
+        write transaction. The record names the ids (and versions) the reader received."""
+        record = self._audit_record(principal, "read", collection, way=way,
+                                    objects=[[r.id, r.version_text] for r in rows])
+        self._buffer_audit(record)
+
+    def log_refusal(self, principal: Principal | None, action: str, detail: str, *,
+                    collection: Collection | None = None) -> None:
+        """Record a refused request (authentication, access); appended with the read records."""
+        self._buffer_audit(self._audit_record(principal, "refused", collection, request=action, reason=detail))
+
+    def _buffer_audit(self, record: bytes) -> None:
+        with self._reads_lock:
+            self._reads.append((_now_text(), record))
+            if self._flusher is None and not self._closing.is_set():
+                self._flusher = threading.Thread(target=self._flush_loop, name="kuroshio-audit", daemon=True)
+                self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._closing.wait(self.READ_FLUSH_SECONDS):
+            try:
+                self.flush_audit()
+            except Exception:  # keep flushing; records stay queued for the next try
+                pass
+
+    def flush_audit(self) -> None:
+        """Append the queued read and refusal records now."""
+        with self._reads_lock:
+            if not self._reads:
+                return
+        with self._write_lock, self._write() as cur:
+            self._drain_reads(cur)
+        self._publish_head()
+
+    def _drain_reads(self, cur: Any) -> None:
+        with self._reads_lock:
+            pending, self._reads = self._reads, []
+        if pending:
+            try:
+                self._append_audit(cur, pending)
+            except BaseException:
+                with self._reads_lock:
+                    self._reads[:0] = pending
+                raise
+
+    def _stop_audit(self) -> None:
+        self._closing.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=5)
+        try:
+            self.flush_audit()
+        except Exception:  # the database may already be gone
+            pass
+
+    def audit_rows(self, after: int = 0) -> Iterator[tuple[int, str, bytes, str, str]]:
+        """The audit chain from record `after + 1` on, in sequence order, as stored."""
+        while True:
+            with self._read() as cur:
+                cur.execute(self._sql("SELECT seq, ts, record, prev, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT 5000"),
+                            (after,))
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for seq, ts, record, prev, h in rows:
+                yield int(seq), ts, bytes(record), prev, h
+            after = int(rows[-1][0])
+
+    def audit_view(self, principal: Principal, *, user: str | None = None, object_id: str | None = None,
+                   partner: str | None = None, since: str | None = None) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """Audit records for an investigation, as `principal` (an admin) may see them: object ids the
+        principal cannot see in the named collection are left out, and a record that was only about
+        such objects is left out whole, so the view never reveals a hidden object."""
+        if not principal.is_admin:
+            raise Forbidden("only administrators read the audit log")
+        collections = {f"{c.api_root}/{c.alias}": c for c in self.collections()}
+        for seq, ts, raw, _prev, _h in self.audit_rows():
+            if since and ts < since:
+                continue
+            rec = orjson.loads(raw)
+            if user and rec.get("actor") != user:
+                continue
+            if partner and partner not in (rec.get("partner"), rec.get("org")):
+                continue
+            listed = rec.get("objects") or []
+            refused = rec.get("refused") or []
+            if listed or refused:
+                coll = collections.get(rec.get("collection") or "")
+                ids = sorted({e[0] for e in listed} | {e[0] for e in refused})
+                visible: set[str] = set()
+                existing: set[str] = set(ids)
+                if coll is not None:
+                    with self._read() as cur:
+                        visible = self._visible_ids(cur, principal, coll.no, ids, any_version=True)
+                        existing = self._visible_ids(cur, None, coll.no, ids, any_version=True)
+                # a refused id that is not stored names no hidden object; a stored one shows only if visible
+                rec["objects"] = [e for e in listed if e[0] in visible]
+                rec["refused"] = [e for e in refused if e[0] in visible or e[0] not in existing]
+                if not rec["objects"] and not rec["refused"]:
+                    continue
+                if not rec["refused"]:
+                    del rec["refused"]
+            if object_id and not any(e[0] == object_id for e in rec.get("objects", ())):
+                continue
+            yield seq, ts, rec
+
     # -- objects: read --
     def _filters(self, flt: ObjectFilter, params: list[Any], coll: int) -> str:
         where = []
@@ -633,12 +1032,12 @@ class SqlStore(Store):
         return "".join(" AND " + w for w in where)
 
     def query(self, principal: Principal, collection: Collection, flt: ObjectFilter, *,
-              with_raw: bool = True) -> Page:
+              with_raw: bool = True, way: str = "objects") -> Page:
         self._check(principal, collection, write=False)
         params: list[Any] = [collection.no]
-        cond = self._filters(flt, params, collection.no)
+        cond = self._visible_clause(principal, params) + self._filters(flt, params, collection.no)
         params.append(flt.limit + 1)
-        cols = "id, date_added, version_text, spec_version" + (", raw" if with_raw else "")
+        cols = "id, date_added, version_text, spec_version" + (", raw, shape, granular" if with_raw else "")
         # with ids given, the id index is the selective one: unary + keeps the planner from walking the
         # date_added index of the whole collection just to avoid a sort
         order = "+date_added" if flt.ids else "date_added"
@@ -646,24 +1045,72 @@ class SqlStore(Store):
             cur.execute(f"SELECT {cols} FROM objects WHERE coll = {self.P}{cond} "
                         f"ORDER BY {order} LIMIT {self.P}", params)
             fetched = cur.fetchall()
-        more = len(fetched) > flt.limit
-        if more:
-            fetched = fetched[:flt.limit]
-        if with_raw:
-            rows = [Row(r[0], r[1], r[2], r[3], r[4] if type(r[4]) is bytes else bytes(r[4])) for r in fetched]
-        else:
-            rows = [Row(r[0], r[1], r[2], r[3], None) for r in fetched]
+            more = len(fetched) > flt.limit
+            if more:
+                fetched = fetched[:flt.limit]
+            if with_raw:
+                rows = self._reader_copies(cur, principal, collection, fetched)
+            else:
+                rows = [Row(r[0], r[1], r[2], r[3], None) for r in fetched]
+        self._log_read(principal, collection, way, rows)
         return Page(rows, more)
+
+    def _reader_copies(self, cur: Any, principal: Principal, collection: Collection,
+                       fetched: list[Sequence[Any]]) -> list[Row]:
+        """Rows as the principal may see them: objects with granular markings, containers and sightings
+        are rewritten without what the principal may not see (in the same snapshot as the query)."""
+        special = [r for r in fetched if r[5]]
+        if not special:
+            return [Row(r[0], r[1], r[2], r[3], r[4] if type(r[4]) is bytes else bytes(r[4])) for r in fetched]
+        keys = sorted(principal.keys)
+        cur.execute(f"SELECT aid FROM audience_keys WHERE key IN {self._in(keys)}", keys)
+        visible_aids = {r[0] for r in cur.fetchall()}
+        refs: set[str] = set()
+        for r in special:
+            if r[5] & (SHAPE_CONTAINER | SHAPE_SIGHTING):
+                obj = orjson.loads(r[4])
+                for prop in ("object_refs", "where_sighted_refs", "observed_data_refs"):
+                    refs.update(obj.get(prop, ()))
+        visible_ids = self._visible_ids(cur, principal, collection.no, sorted(refs)) if refs else set()
+        out = []
+        for r in fetched:
+            raw = r[4] if type(r[4]) is bytes else bytes(r[4])
+            if r[5]:
+                granular = orjson.loads(r[6]) if r[6] else None
+                raw = redact(raw, r[5], granular, visible_aids.__contains__, visible_ids.__contains__)
+            out.append(Row(r[0], r[1], r[2], r[3], raw))
+        return out
+
+    def _visible_ids(self, cur: Any, principal: Principal | None, coll: int, ids: list[str], *,
+                     any_version: bool = False) -> set[str]:
+        """The ids among `ids` whose latest version (or any version) in the collection the principal may
+        see; with no principal, the ids stored at all."""
+        out: set[str] = set()
+        wanted = set(ids)
+        for i in range(0, len(ids), 500):
+            chunk = sorted({id_hash(x) for x in ids[i:i + 500]})
+            params: list[Any] = [coll]
+            cond = self._visible_clause(principal, params) if principal is not None else ""
+            if not any_version:
+                cond += " AND is_latest = 1"
+            params.append(coll)
+            params.extend(chunk)
+            cur.execute(f"SELECT DISTINCT id FROM objects WHERE coll = {self.P}{cond} "
+                        f"AND date_added IN ({self._added_of(len(chunk))})", params)
+            out.update(r[0] for r in cur.fetchall() if r[0] in wanted)
+        return out
 
     def versions(self, principal: Principal, collection: Collection, object_id: str, flt: ObjectFilter) -> Page:
         scoped = ObjectFilter(added_after=flt.added_after, ids=[object_id], versions=("all",),
                               spec_versions=flt.spec_versions, limit=flt.limit, cursor=flt.cursor)
-        return self.query(principal, collection, scoped, with_raw=False)
+        return self.query(principal, collection, scoped, with_raw=False, way="versions")
 
     def count(self, principal: Principal, collection: Collection) -> int:
         self._check(principal, collection, write=False)
+        params: list[Any] = [collection.no]
+        cond = self._visible_clause(principal, params)
         with self._read() as cur:
-            cur.execute(self._sql("SELECT COUNT(*) FROM objects WHERE coll = ? AND is_latest = 1"), (collection.no,))
+            cur.execute(f"SELECT COUNT(*) FROM objects WHERE coll = {self.P}{cond} AND is_latest = 1", params)
             return int(cur.fetchone()[0])
 
     def delete(self, principal: Principal, collection: Collection, object_id: str, flt: ObjectFilter) -> int:
@@ -674,19 +1121,24 @@ class SqlStore(Store):
         with self._write_lock, self._write() as cur:
             self._lock_collection(cur, collection.id)
             params: list[Any] = [cno]
-            cond = self._filters(scoped, params, cno)
-            if not (principal.is_admin):
-                cond += f" AND (created_by = {self.P} OR submitted_by = {self.P})"
-                params.extend([principal.org.identity_id, principal.org.id])
-            cur.execute(f"SELECT date_added FROM objects WHERE coll = {self.P}{cond}", params)
-            doomed = [r[0] for r in cur.fetchall()]
-            for i in range(0, len(doomed), 500):
-                chunk = doomed[i:i + 500]
+            cond = self._visible_clause(principal, params) + self._filters(scoped, params, cno)
+            cur.execute(f"SELECT date_added, version_text, origin, submitted_by FROM objects WHERE coll = {self.P}{cond}",
+                        params)
+            doomed = cur.fetchall()
+            mine = principal.org.id
+            if not principal.is_admin and any(r[2] != mine and r[3] != mine for r in doomed):
+                # visible to the principal, so saying why is no leak
+                raise Forbidden("only the organisation that originated or submitted an object (or an administrator) "
+                                "may delete it")
+            added = [r[0] for r in doomed]
+            for i in range(0, len(added), 500):
+                chunk = added[i:i + 500]
                 cur.execute(f"DELETE FROM objects WHERE coll = {self.P} AND date_added IN {self._in(chunk)}", (cno, *chunk))
                 cur.execute(f"DELETE FROM id_index WHERE level IN (0, 1, 2) AND coll = {self.P} AND idh = {self.P} "
                             f"AND added IN {self._in(chunk)}", (cno, idh, *chunk))
-            deleted = len(doomed)
-            if deleted:
+                cur.execute(f"DELETE FROM dependencies WHERE coll = {self.P} AND added IN {self._in(chunk)}",
+                            (cno, *chunk))
+            if doomed:
                 cur.execute(f"SELECT version FROM objects WHERE coll = {self.P} AND date_added IN ({self._added_of(1)}) "
                             f"AND id = {self.P}", (cno, cno, idh, object_id))
                 remaining = [r[0] for r in cur.fetchall()]
@@ -697,7 +1149,11 @@ class SqlStore(Store):
                         f"AND date_added IN ({self._added_of(1)}) AND id = {self.P}",
                         (max(remaining), min(remaining), cno, cno, idh, object_id),
                     )
-        return deleted
+                self._settle(cur, cno, self._directory(cur), [], {object_id}, {})
+                self._audit(cur, principal, "delete", collection=collection,
+                            objects=[(object_id, r[1]) for r in doomed])
+        self._publish_head()
+        return len(doomed)
 
     def status(self, principal: Principal, api_root: str, status_id: str) -> StatusRecord | None:
         with self._read() as cur:

@@ -15,6 +15,7 @@ from .base import SqlStore
 class PostgresStore(SqlStore):
     backend = "postgres"
     P = "%s"
+    FOR_UPDATE = " FOR UPDATE"
 
     def __init__(self, url: str, *, schema: str | None = None, min_size: int = 1, max_size: int = 16) -> None:
         super().__init__()
@@ -84,4 +85,5 @@ class PostgresStore(SqlStore):
                 conn.commit()
 
     def close(self) -> None:
+        self._stop_audit()
         self._pool.close()

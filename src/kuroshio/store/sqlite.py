@@ -76,6 +76,7 @@ class SqliteStore(SqlStore):
         return int(cur.fetchone()[0])
 
     def close(self) -> None:
+        self._stop_audit()
         with self._all_lock:
             for conn in self._all:
                 try:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from ..ingest import ingest
 from ..node import Node
-from ..principals import Principal
+from ..principals import Principal, anonymous_principal
 from ..stix import timestamps
 from ..store import MEDIA_TYPE_STIX, Collection, Forbidden, NotFound, Page, Row, StatusRecord
 from . import filters
@@ -74,6 +74,8 @@ class TaxiiApp:
         scheme = scheme.lower()
         credentials = credentials.strip()
         principal = None
+        if not header and any(c.public for c in self.store.collections()):
+            return anonymous_principal()  # no credentials: what public collections hold for everyone
         if scheme == "basic" and credentials:
             try:
                 decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
@@ -85,6 +87,7 @@ class TaxiiApp:
         elif scheme in ("bearer", "token") and credentials:
             principal = self.node.authenticate_token(credentials)
         if principal is None:
+            self.store.log_refusal(None, "authenticate", f"bad or missing credentials ({scheme or 'none'})")
             raise unauthorized()
         return principal
 
@@ -108,10 +111,10 @@ class TaxiiApp:
     def _collection(self, request: Request, principal: Principal, *, write: bool = False) -> Collection:
         root = self._root(request)
         coll = self.store.collection(root, request.path_params["cid"])
-        if coll is None:
-            raise not_found("collection")
-        access = self.store.access(coll.id, principal.org.id)
-        if not principal.can_read(access) and not principal.can_write(access):
+        access = self.store.access_of(principal, coll) if coll is not None else None
+        if coll is None or (not principal.can_read(access) and not principal.can_write(access)):
+            if principal.anonymous:
+                raise unauthorized()  # the same for a collection that is not public and one that does not exist
             raise not_found("collection")
         if write and not principal.can_write(access):
             raise forbidden(f"{principal.username} may not add objects to collection '{coll.alias}'.")
@@ -145,7 +148,7 @@ class TaxiiApp:
 
     # -- collections --
     def _collection_resource(self, coll: Collection, principal: Principal) -> dict[str, Any] | None:
-        access = self.store.access(coll.id, principal.org.id)
+        access = self.store.access_of(principal, coll)
         can_read, can_write = principal.can_read(access), principal.can_write(access)
         if not (can_read or can_write):
             return None
@@ -183,7 +186,7 @@ class TaxiiApp:
         coll = self._collection(request, principal)
         flt = self._filter(request, filters.OBJECT)
         flt.ids = [request.path_params["oid"]]
-        page = self.store.query(principal, coll, flt)
+        page = self.store.query(principal, coll, flt, way="object")
         if not page.rows and flt.cursor is None:
             raise not_found("object")
         return self._envelope(page)
@@ -216,7 +219,8 @@ class TaxiiApp:
 
     def manifest(self, request: Request, principal: Principal) -> Response:
         coll = self._collection(request, principal)
-        page = self.store.query(principal, coll, self._filter(request, filters.MANIFEST), with_raw=False)
+        page = self.store.query(principal, coll, self._filter(request, filters.MANIFEST), with_raw=False,
+                                 way="manifest")
         parts = _page_head(page)
         if page.rows:
             records = [{"id": r.id, "date_added": timestamps.from_micros(r.date_added), "version": _version_text(r),

@@ -1,0 +1,123 @@
+"""Marking an incoming object: resolve its markings to audiences, apply the collection's default, check rules.
+
+`Policy.mark()` runs on every valid object before it is canonicalised and stored. It refuses
+markings the node does not know (an unknown marking is never treated as public), EXERCISE-marked
+objects outside exercise collections, and stamps the collection's default marking on objects that
+carry no marking that restricts their audience. It returns the object's own audience, the audiences
+of its granular markings, and the ids its visibility depends on (relationship ends, sighted objects,
+container members), which the store combines into the effective audience.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from . import audience as aud
+from .definitions import PREDEFINED, Marking, MarkingError, interpret
+
+CONTAINERS = frozenset({"report", "grouping", "note", "opinion"})
+CORE_SELECTORS = frozenset({"id", "type", "spec_version"})  # hiding one of these hides the whole object
+SHAPE_GRANULAR, SHAPE_CONTAINER, SHAPE_SIGHTING = 1, 2, 4
+
+
+class Marked(NamedTuple):
+    obj: dict[str, Any]
+    origin: int
+    own: aud.Audience
+    granular: tuple[tuple[tuple[str, ...], aud.Audience], ...]
+    ends: tuple[str, ...]  # every one must be visible for the object to be visible
+    members: tuple[str, ...]  # at least one must be visible; the others are removed per reader
+    shape: int
+
+
+class MarkingRefused(Exception):
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(detail)
+        self.rule = rule
+        self.detail = detail
+
+
+@dataclass
+class Policy:
+    """What marking an envelope needs: known markings, the organisations, the collection's settings."""
+
+    registry: dict[str, Marking | None]  # marking definitions known to the node (None: known, not understood)
+    directory: aud.Directory
+    default_marking: str
+    exercise_collection: bool
+    submitter_org: int
+    defined_here: dict[str, Marking | None] = field(default_factory=dict)  # from the envelope being marked
+
+    def learn(self, objects: list[Any]) -> None:
+        """Note the marking definitions an envelope brings, so its other objects may use them."""
+        for o in objects:
+            if isinstance(o, dict) and o.get("type") == "marking-definition" and isinstance(o.get("id"), str):
+                try:
+                    self.defined_here[o["id"]] = interpret(o)
+                except (MarkingError, KeyError, TypeError, AttributeError):
+                    self.defined_here[o["id"]] = None
+
+    def _marking(self, mid: str, where: str) -> Marking:
+        m = PREDEFINED.get(mid) or self.defined_here.get(mid) or self.registry.get(mid)
+        if m is None:
+            if mid in self.registry or mid in self.defined_here:
+                raise MarkingRefused("unknown-marking", f"property '{where}' uses {mid}, a marking definition this "
+                                                        "node stores but does not understand, so it cannot decide "
+                                                        "who may see the object")
+            raise MarkingRefused("unknown-marking", f"property '{where}' uses {mid}, a marking definition this node "
+                                                    "does not know: send the definition first, or use a TLP marking")
+        return m
+
+    def mark(self, obj: dict[str, Any]) -> Marked:
+        directory = self.directory
+        creator = obj.get("created_by_ref")
+        origin = directory.by_identity.get(creator, self.submitter_org) if isinstance(creator, str) else self.submitter_org
+        refs = obj.get("object_marking_refs") or []
+        markings = [self._marking(r, "object_marking_refs") for r in refs]
+        if any(m.kind == "exercise" for m in markings) and not self.exercise_collection:
+            raise MarkingRefused("exercise", "is marked EXERCISE: exercise objects are only accepted in exercise "
+                                             "collections")
+        if not any(m.restricts for m in markings) and obj.get("type") != "marking-definition":
+            default = self._marking(self.default_marking, "the collection's default marking")
+            obj = {**obj, "object_marking_refs": [*refs, self.default_marking]}
+            markings.append(default)
+        own = aud.resolve(markings, origin, directory)
+        if obj.get("type") == "marking-definition":
+            own = aud.intersect(own, self._definition_audience(obj, origin), directory)
+        granular: list[tuple[tuple[str, ...], aud.Audience]] = []
+        for i, gm in enumerate(obj.get("granular_markings") or []):
+            ref = gm.get("marking_ref")
+            if ref is None:
+                continue  # a language granular marking
+            m = self._marking(ref, f"granular_markings[{i}].marking_ref")
+            if m.kind == "exercise" and not self.exercise_collection:
+                raise MarkingRefused("exercise", f"granular_markings[{i}] marks part of the object EXERCISE: exercise "
+                                                 "content is only accepted in exercise collections")
+            part = aud.intersect(own, aud.resolve([*markings, m], origin, directory), directory)
+            selectors = tuple(gm["selectors"])
+            if CORE_SELECTORS.intersection(selectors):
+                own = aud.intersect(own, part, directory)
+            granular.append((selectors, part))
+        t = obj["type"]
+        ends: tuple[str, ...] = ()
+        members: tuple[str, ...] = ()
+        shape = SHAPE_GRANULAR if granular else 0
+        if t == "relationship":
+            ends = (obj["source_ref"], obj["target_ref"])
+        elif t == "sighting":
+            ends = (obj["sighting_of_ref"],)
+            if obj.get("where_sighted_refs") or obj.get("observed_data_refs"):
+                shape |= SHAPE_SIGHTING
+        elif t in CONTAINERS:
+            members = tuple(obj["object_refs"])
+            shape |= SHAPE_CONTAINER
+        return Marked(obj, origin, own, tuple(granular), ends, members, shape)
+
+    def _definition_audience(self, obj: dict[str, Any], origin: int) -> aud.Audience:
+        """Who may see a marking definition itself: a releasable-to list names organisations, so only
+        they (and its originator) may read it; other definitions are public unless marked."""
+        m = self.defined_here.get(obj["id"]) or PREDEFINED.get(obj["id"])
+        if m is not None and m.kind == "releasable-to":
+            return aud.resolve([m], origin, self.directory)
+        return aud.EVERYONE
