@@ -80,6 +80,7 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
             granular=marked.granular,
             ends=marked.ends,
             members=marked.members,
+            member_parts=marked.member_parts,
             shape=marked.shape,
             foreign=foreign,
         ))

@@ -132,8 +132,8 @@ def resolve(markings: Iterable[Marking], origin: int, directory: Directory) -> A
         if m.kind == "tlp":
             allowed = tlp_audience(m.level, origin, named or set(), directory)
         else:
-            orgs = {directory.by_identity[i] for i in m.recipients if i in directory.by_identity}
-            allowed = _orgs({origin} | orgs)
+            orgs = {origin} | {directory.by_identity[i] for i in m.recipients if i in directory.by_identity}
+            allowed = _orgs(orgs | directory.clients(orgs) if m.may_pass_on else orgs)
         audience = intersect(audience, allowed, directory)
     return audience
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..stix.validate import SPECS
 from . import audience as aud
 from .definitions import PREDEFINED, Marking, MarkingError, interpret
 
 CONTAINERS = frozenset({"report", "grouping", "note", "opinion"})
-CORE_SELECTORS = frozenset({"id", "type", "spec_version"})  # hiding one of these hides the whole object
 SHAPE_GRANULAR, SHAPE_CONTAINER, SHAPE_SIGHTING = 1, 2, 4
 
 
@@ -28,6 +28,7 @@ class Marked(NamedTuple):
     granular: tuple[tuple[tuple[str, ...], aud.Audience], ...]
     ends: tuple[str, ...]  # every one must be visible for the object to be visible
     members: tuple[str, ...]  # at least one must be visible; the others are removed per reader
+    member_parts: tuple[aud.Audience | None, ...]  # per member: audience of its granular marking, if any
     shape: int
 
 
@@ -94,14 +95,18 @@ class Policy:
             if m.kind == "exercise" and not self.exercise_collection:
                 raise MarkingRefused("exercise", f"granular_markings[{i}] marks part of the object EXERCISE: exercise "
                                                  "content is only accepted in exercise collections")
-            part = aud.intersect(own, aud.resolve([*markings, m], origin, directory), directory)
-            selectors = tuple(gm["selectors"])
-            if CORE_SELECTORS.intersection(selectors):
-                own = aud.intersect(own, part, directory)
-            granular.append((selectors, part))
+            granular.append((tuple(gm["selectors"]), aud.intersect(own, aud.resolve([*markings, m], origin, directory),
+                                                                   directory)))
         t = obj["type"]
+        by_selector: dict[str, aud.Audience] = {}
+        for selectors, part in granular:
+            for sel in selectors:
+                by_selector[sel] = aud.intersect(by_selector.get(sel, own), part, directory)
+        if by_selector:
+            own = self._required_parts(obj, own, by_selector)
         ends: tuple[str, ...] = ()
         members: tuple[str, ...] = ()
+        member_parts: tuple[aud.Audience | None, ...] = ()
         shape = SHAPE_GRANULAR if granular else 0
         if t == "relationship":
             ends = (obj["source_ref"], obj["target_ref"])
@@ -111,8 +116,37 @@ class Policy:
                 shape |= SHAPE_SIGHTING
         elif t in CONTAINERS:
             members = tuple(obj["object_refs"])
+            member_parts = tuple(by_selector.get(f"object_refs.[{i}]") for i in range(len(members)))
+            if not any(p is not None for p in member_parts):
+                member_parts = ()
             shape |= SHAPE_CONTAINER
-        return Marked(obj, origin, own, tuple(granular), ends, members, shape)
+        return Marked(obj, origin, own, tuple(granular), ends, members, member_parts, shape)
+
+    def _required_parts(self, obj: dict[str, Any], own: aud.Audience,
+                        by_selector: dict[str, aud.Audience]) -> aud.Audience:
+        """A reader who may not see a required property (or every element of a required list, or every
+        one of the properties an object needs one of) would receive invalid STIX: such granular markings
+        narrow the whole object. `by_selector` gives the audience each selector leaves visible."""
+        directory = self.directory
+        spec = SPECS.get(obj["type"])
+        required = spec.required if spec is not None else ("type", "id", "spec_version")
+        any_of = spec.any_of if spec is not None else ()
+        for prop in required:
+            if prop in by_selector:
+                own = aud.intersect(own, by_selector[prop], directory)
+            value = obj.get(prop)
+            if isinstance(value, list) and any(f"{prop}.[{i}]" in by_selector for i in range(len(value))):
+                reach: aud.Audience = aud.NOBODY
+                for i in range(len(value)):
+                    reach = aud.union(reach, by_selector.get(f"{prop}.[{i}]", own), directory)
+                own = aud.intersect(own, reach, directory)
+        present = [p for p in any_of if p in obj]
+        if present and all(p in by_selector for p in present):
+            reach = aud.NOBODY
+            for p in present:
+                reach = aud.union(reach, by_selector[p], directory)
+            own = aud.intersect(own, reach, directory)
+        return own
 
     def _definition_audience(self, obj: dict[str, Any], origin: int) -> aud.Audience:
         """Who may see a marking definition itself: a releasable-to list names organisations, so only

@@ -86,6 +86,7 @@ class PreparedObject(NamedTuple):
     granular: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = ()  # (selectors, audience) of granular markings
     ends: tuple[str, ...] = ()  # ids that must all be visible (relationship ends, the sighted object)
     members: tuple[str, ...] = ()  # container references: at least one must be visible
+    member_parts: tuple[frozenset[str] | None, ...] = ()  # per member: the audience of its granular marking
     shape: int = 0  # per-reader rewriting needed (markings.policy SHAPE_*)
     foreign: bool = False  # created_by_ref names another organisation known to the node
 
@@ -601,6 +602,7 @@ class SqlStore(Store):
             next_added = max(timestamps.now_micros(), last + 1)
             seen: dict[tuple[str, str], bytes] = {}
             changed: set[str] = set()  # ids whose latest version is new
+            revised: set[str] = set()  # ids that had versions before and have a new latest one
             dependents: list[int] = []  # new rows whose audience depends on other objects
             stored: list[tuple[str, str]] = []
             for objects, failures in parts:
@@ -644,13 +646,17 @@ class SqlStore(Store):
                     rows.append((cno, o.id, o.type, o.version, o.version_text, o.spec_version, next_added,
                                  int(is_latest), int(is_first), o.created_by, org_id, o.raw, o.origin, own,
                                  self._aid(cur, aud.NOBODY, local) if depends else own, o.shape, granular,
-                                 orjson.dumps([o.ends, o.members]) if depends else None))
+                                 self._deps(cur, o, local) if depends else None))
                     entries.append((cno, o.idh, next_added))
                     if depends:
                         dependents.append(next_added)
                         deps.extend((cno, id_hash(r), next_added) for r in {*o.ends, *o.members})
                     if is_latest:
                         changed.add(o.id)
+                        if lo_hi is not None:
+                            revised.add(o.id)  # its earlier versions are now gated by this one
+                    else:
+                        dependents.append(next_added)  # an earlier version: gated by the latest
                     if o.type == "marking-definition":
                         definitions.append((o.id, o.origin, o.raw))
                     outcomes.append(Outcome(o.id, o.version_text, True))
@@ -665,7 +671,7 @@ class SqlStore(Store):
                 if definitions:
                     cur.executemany(definition, definitions)
             if seen:
-                self._settle(cur, cno, directory, dependents, changed, local)
+                self._settle(cur, cno, directory, dependents, changed, local, revised)
                 l0, l1 = self._merge_levels(cur, cno, l0, l1)
                 cur.execute(self._sql("UPDATE collections SET last_added = ?, l0_count = ?, l1_count = ? WHERE id = ?"),
                             (next_added - 1, l0, l1, cid))
@@ -682,6 +688,11 @@ class SqlStore(Store):
             self._drain_reads(cur)
         self._publish_head()
         return record
+
+    def _deps(self, cur: Any, o: PreparedObject, local: dict[str, int]) -> bytes:
+        """What an object's visibility depends on: [ends, members, audience ids of granular-marked members]."""
+        parts = [0 if a is None else self._aid(cur, a, local) for a in o.member_parts]
+        return orjson.dumps([o.ends, o.members, parts] if parts else [o.ends, o.members])
 
     def _latest(self, cur: Any, coll: int, ids: list[str],
                 local: dict[str, int]) -> dict[str, tuple[frozenset[str], int, bytes]]:
@@ -721,50 +732,77 @@ class SqlStore(Store):
         return None
 
     def _settle(self, cur: Any, coll: int, directory: aud.Directory, dependents: list[int], changed: set[str],
-                local: dict[str, int]) -> None:
-        """Recompute effective audiences: own markings narrowed by the objects an object depends on.
+                local: dict[str, int], revised: set[str] | None = None) -> None:
+        """Recompute effective audiences: own markings narrowed by what an object depends on.
 
         A relationship is visible only to readers who see both ends; a sighting, only to readers who
-        see the sighted object; a container, only to readers who see at least one member. Ends are
-        looked up in the same collection (their latest version). A change propagates to what depends
-        on the changed objects, a few levels deep (containers of relationships, ...).
+        see the sighted object; a container, only to readers who see at least one member (ends and
+        members are looked up in the same collection, latest version; an absent one counts as not
+        visible). An earlier version is visible only to readers who also see the latest version, so
+        making an object more restrictive hides its history too. `dependents`: rows to recompute;
+        `changed`: ids whose latest version is new or changed; `revised`: ids whose earlier versions
+        must be re-gated. A change propagates a few levels deep (containers of relationships, ...).
         """
         work = set(dependents)
-        for _ in range(6):
+        revised = set(revised or ())
+        for _ in range(8):
             work |= self._dependents_of(cur, coll, changed)
+            work |= self._older_versions_of(cur, coll, revised)
             if not work:
                 return
-            changed = set()
+            changed, revised = set(), set()
             batch = sorted(work)
             work = set()
             for i in range(0, len(batch), 500):
                 chunk = batch[i:i + 500]
                 cur.execute(f"SELECT date_added, id, own_audience, audience, deps, is_latest FROM objects "
                             f"WHERE coll = {self.P} AND date_added IN {self._in(chunk)}", (coll, *chunk))
-                rows = cur.fetchall()
-                refs = set()
+                refs: set[str] = set()
                 parsed = []
-                for added, oid, own, current, deps, is_latest in rows:
-                    ends, members = orjson.loads(deps) if deps else ([], [])
+                for added, oid, own, current, deps, is_latest in cur.fetchall():
+                    ends, members, *rest = orjson.loads(deps) if deps else ([], [])
                     refs.update(ends)
                     refs.update(members)
-                    parsed.append((added, oid, own, current, ends, members, is_latest))
+                    parsed.append((added, oid, own, current, ends, members, rest[0] if rest else None, is_latest))
+                parsed.sort(key=lambda r: -r[7])  # latest versions first: earlier ones are gated by them
                 effective = self._effective_of(cur, coll, sorted(refs), local)
-                for added, oid, own, current, ends, members, is_latest in parsed:
+                gates: dict[str, frozenset[str]] | None = None
+                for added, oid, own, current, ends, members, parts, is_latest in parsed:
                     audience = self._keys_of(cur, own, local)
                     for e in ends:
                         audience = aud.intersect(audience, effective.get(e, aud.NOBODY), directory)
                     if members:
                         reach: frozenset[str] = aud.NOBODY
-                        for m in members:
-                            reach = aud.union(reach, effective.get(m, aud.NOBODY), directory)
+                        for j, m in enumerate(members):
+                            seen = effective.get(m, aud.NOBODY)
+                            if parts and parts[j]:
+                                seen = aud.intersect(seen, self._keys_of(cur, parts[j], local), directory)
+                            reach = aud.union(reach, seen, directory)
                         audience = aud.intersect(audience, reach, directory)
+                    if not is_latest:
+                        if gates is None:  # after the latest versions of this chunk are updated
+                            gates = self._effective_of(cur, coll, sorted({r[1] for r in parsed if not r[7]}), local)
+                        audience = aud.intersect(audience, gates.get(oid, aud.NOBODY), directory)
                     aid = self._aid(cur, audience, local)
                     if aid != current:
                         cur.execute(self._sql("UPDATE objects SET audience = ? WHERE coll = ? AND date_added = ?"),
                                     (aid, coll, added))
                         if is_latest:
                             changed.add(oid)
+                            revised.add(oid)
+
+    def _older_versions_of(self, cur: Any, coll: int, ids: set[str]) -> set[int]:
+        """Rows of the earlier (not latest) versions of `ids`."""
+        out: set[int] = set()
+        wanted = sorted(ids)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            hashes = sorted({id_hash(x) for x in chunk})
+            cur.execute(f"SELECT date_added, id FROM objects WHERE coll = {self.P} AND is_latest = 0 "
+                        f"AND date_added IN ({self._added_of(len(hashes))})", (coll, coll, *hashes))
+            keep = set(chunk)
+            out.update(r[0] for r in cur.fetchall() if r[1] in keep)
+        return out
 
     def _dependents_of(self, cur: Any, coll: int, ids: set[str]) -> set[int]:
         out: set[int] = set()
@@ -1149,7 +1187,7 @@ class SqlStore(Store):
                         f"AND date_added IN ({self._added_of(1)}) AND id = {self.P}",
                         (max(remaining), min(remaining), cno, cno, idh, object_id),
                     )
-                self._settle(cur, cno, self._directory(cur), [], {object_id}, {})
+                self._settle(cur, cno, self._directory(cur), [], {object_id}, {}, {object_id})
                 self._audit(cur, principal, "delete", collection=collection,
                             objects=[(object_id, r[1]) for r in doomed])
         self._publish_head()
