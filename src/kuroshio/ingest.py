@@ -94,15 +94,33 @@ def _prepare_slice(body: bytes, start: int, stop: int, allow_custom: bool, own: 
     return _prepare_objects(objects[start:stop], allow_custom, own, known, policy)
 
 
+_MEANINGS: dict[bytes, Any] = {}  # a marking definition's canonical JSON -> its meaning (content-addressed)
+
+
+def _registry(store: Store) -> dict[str, Any]:
+    """The marking definitions the store holds, interpreted (each distinct definition once)."""
+    registry: dict[str, Any] = {}
+    for mid, body in store.marking_registry().items():
+        meaning = _MEANINGS.get(body, _MISSING)
+        if meaning is _MISSING:
+            try:
+                meaning = interpret(orjson.loads(body))
+            except (MarkingError, KeyError, TypeError, AttributeError, ValueError):
+                meaning = None
+            if len(_MEANINGS) > 100_000:
+                _MEANINGS.clear()
+            _MEANINGS[body] = meaning
+        registry[mid] = meaning
+    return registry
+
+
+_MISSING = object()
+
+
 def policy_for(store: Store, principal: Principal, collection: Collection, objects: Sequence[Any]) -> Policy:
     """The marking policy for one envelope: the node's marking definitions, its organisations, the
     collection's default marking, and the marking definitions the envelope itself brings (valid ones)."""
-    registry: dict[str, Any] = {}
-    for mid, body in store.marking_registry().items():
-        try:
-            registry[mid] = interpret(orjson.loads(body))
-        except (MarkingError, KeyError, TypeError, AttributeError, ValueError):
-            registry[mid] = None
+    registry = _registry(store)
     policy = Policy(registry, store.directory(), collection.default_marking, collection.exercise, principal.org.id)
     policy.learn([o for o in objects if isinstance(o, dict) and o.get("type") == "marking-definition"
                   and validate(o, allow_custom=collection.allow_custom) is None])

@@ -130,6 +130,8 @@ class Policy:
         directory = self.directory
         spec = SPECS.get(obj["type"])
         required = spec.required if spec is not None else ("type", "id", "spec_version")
+        if obj["type"] == "malware" and obj.get("is_family"):
+            required = (*required, "name")  # a malware family must be named (STIX 2.1 section 4.11)
         any_of = spec.any_of if spec is not None else ()
         for prop in required:
             if prop in by_selector:

@@ -274,6 +274,7 @@ class SqlStore(Store):
         self._reads_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
         self._closing = threading.Event()
+        self._registry: tuple[int, dict[str, bytes]] | None = None  # marking definitions, by their count
 
     # -- hooks --
     @abstractmethod
@@ -401,10 +402,18 @@ class SqlStore(Store):
             return self._directory(cur)
 
     def marking_registry(self) -> dict[str, bytes]:
-        """The marking definitions this node stores (beyond the predefined ones), as JSON."""
+        """The marking definitions this node stores (beyond the predefined ones), as JSON. Re-read only
+        when their number changes: definitions are only ever added, and a stored one never changes."""
         with self._read() as cur:
+            cur.execute("SELECT COUNT(*) FROM marking_definitions")
+            count = int(cur.fetchone()[0])
+            cached = self._registry
+            if cached is not None and cached[0] == count:
+                return cached[1]
             cur.execute("SELECT id, body FROM marking_definitions")
-            return {r[0]: bytes(r[1]) for r in cur.fetchall()}
+            registry = {r[0]: bytes(r[1]) for r in cur.fetchall()}
+        self._registry = (len(registry), registry)
+        return registry
 
     def add_user(self, username: str, org_id: int, role: Role, password_hash: str | None) -> User:
         if self.user(username) is not None:
@@ -659,6 +668,8 @@ class SqlStore(Store):
                         dependents.append(next_added)  # an earlier version: gated by the latest
                     if o.type == "marking-definition":
                         definitions.append((o.id, o.origin, o.raw))
+                    if is_latest:  # later versions in this envelope are judged against this one
+                        latest[o.id] = (o.own, o.origin, o.raw)
                     outcomes.append(Outcome(o.id, o.version_text, True))
                     stored.append((o.id, o.version_text))
                     next_added += 1
@@ -715,6 +726,9 @@ class SqlStore(Store):
         """Why a new version may not be stored, or None. Anyone who may write may make an object more
         restrictive; only its originating organisation may make it less restrictive; a version in
         another known organisation's name is accepted only when it changes nothing but markings."""
+        if latest is not None and o.origin != latest[1]:
+            return (f"{o.id}: was originated by another organisation; a new version keeps its origin (the same "
+                    "created_by_ref), and only changes its markings unless you are its originator [rule: origin]")
         if o.foreign:
             if latest is None or not aud.within(o.own, latest[0], directory):
                 return (f"{o.id}: property 'created_by_ref' names {o.created_by}, an organisation known to this node; "

@@ -16,9 +16,12 @@ class SqliteStore(SqlStore):
     backend = "sqlite"
     P = "?"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = True) -> None:
         super().__init__()
         self.path = str(path)
+        # durable=False skips the fsync of each commit (a crash may lose the last commits, never corrupt
+        # the file): for scratch stores such as test campaigns, never for a node
+        self.durable = durable
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -29,7 +32,7 @@ class SqliteStore(SqlStore):
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk before it is acknowledged (invariant 5 holds even on power loss)
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=FULL" if self.durable else "PRAGMA synchronous=OFF")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=60000")
             conn.execute("PRAGMA cache_size=-65536")
