@@ -27,8 +27,8 @@ import orjson
 from .. import audit
 from ..markings import audience as aud
 from ..markings.definitions import TLP2
-from ..markings.policy import SHAPE_CONTAINER, SHAPE_SIGHTING
-from ..markings.redact import redact
+from ..markings.policy import SHAPE_CONTAINER, SHAPE_GRANULAR, SHAPE_SIGHTING
+from ..markings.redact import redact, view, views
 from ..principals import Access, Organisation, Principal, Role, User
 from ..stix import timestamps
 
@@ -597,7 +597,7 @@ class SqlStore(Store):
         P = self.P
         insert = (f"INSERT INTO objects (coll, id, type, version, version_text, spec_version, date_added, "
                   f"is_latest, is_first, created_by, submitted_by, raw, origin, own_audience, audience, shape, granular, "
-                  f"deps) VALUES ({', '.join([P] * 18)})")
+                  f"deps, views) VALUES ({', '.join([P] * 19)})")
         index = f"INSERT INTO id_index (level, coll, idh, added) VALUES (0, {P}, {P}, {P})"
         depend = f"INSERT INTO dependencies (coll, ref_idh, added) VALUES ({P}, {P}, {P}) ON CONFLICT DO NOTHING"
         definition = f"INSERT INTO marking_definitions (id, origin, body) VALUES ({P}, {P}, {P}) ON CONFLICT DO NOTHING"
@@ -649,13 +649,14 @@ class SqlStore(Store):
                                                                                  max(lo_hi[1], o.version))
                     seen[key] = o.raw
                     own = self._aid(cur, o.own, local)
-                    granular = (orjson.dumps([[list(sel), self._aid(cur, a, local)] for sel, a in o.granular])
-                                if o.granular else None)
+                    granular_aids = [[list(sel), self._aid(cur, a, local)] for sel, a in o.granular]
+                    granular = orjson.dumps(granular_aids) if o.granular else None
+                    copies = views(o.raw, granular_aids) if o.shape == SHAPE_GRANULAR else None
                     depends = bool(o.ends or o.members)
                     rows.append((cno, o.id, o.type, o.version, o.version_text, o.spec_version, next_added,
                                  int(is_latest), int(is_first), o.created_by, org_id, o.raw, o.origin, own,
                                  self._aid(cur, aud.NOBODY, local) if depends else own, o.shape, granular,
-                                 self._deps(cur, o, local) if depends else None))
+                                 self._deps(cur, o, local) if depends else None, copies))
                     entries.append((cno, o.idh, next_added))
                     if depends:
                         dependents.append(next_added)
@@ -1089,7 +1090,7 @@ class SqlStore(Store):
         params: list[Any] = [collection.no]
         cond = self._visible_clause(principal, params) + self._filters(flt, params, collection.no)
         params.append(flt.limit + 1)
-        cols = "id, date_added, version_text, spec_version" + (", raw, shape, granular" if with_raw else "")
+        cols = "id, date_added, version_text, spec_version" + (", raw, shape, granular, views" if with_raw else "")
         # with ids given, the id index is the selective one: unary + keeps the planner from walking the
         # date_added index of the whole collection just to avoid a sort
         order = "+date_added" if flt.ids else "date_added"
@@ -1127,7 +1128,9 @@ class SqlStore(Store):
         out = []
         for r in fetched:
             raw = r[4] if type(r[4]) is bytes else bytes(r[4])
-            if r[5]:
+            if r[5] == SHAPE_GRANULAR and r[6]:
+                raw = view(raw, orjson.loads(r[6]), r[7], visible_aids.__contains__)
+            elif r[5]:
                 granular = orjson.loads(r[6]) if r[6] else None
                 raw = redact(raw, r[5], granular, visible_aids.__contains__, visible_ids.__contains__)
             out.append(Row(r[0], r[1], r[2], r[3], raw))

@@ -29,6 +29,8 @@ ALTER TABLE objects ADD COLUMN own_audience INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE objects ADD COLUMN audience INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE objects ADD COLUMN shape INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE objects ADD COLUMN granular BLOB;
+-- the reader copies of an object with granular markings, computed at write time (markings/redact.py)
+ALTER TABLE objects ADD COLUMN views BLOB;
 ALTER TABLE objects ADD COLUMN deps BLOB;
 
 -- Which object versions depend on which ids (relationship ends, sighted objects, container members),
@@ -62,3 +64,7 @@ CREATE TABLE audit_head (
     hash TEXT NOT NULL
 );
 INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- Paging filters on visibility while walking date_added: with the audience and the latest flag in
+-- the index, rows a reader may not see are skipped without reading them.
+CREATE INDEX objects_visible ON objects (coll, date_added, audience, is_latest);
