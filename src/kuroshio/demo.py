@@ -13,6 +13,7 @@ from rich.console import Console
 
 from .config import CONFIG_FILE
 from .ingest import ingest
+from .markings.definitions import TLP2
 from .node import Node
 from .principals import Role
 from .stix.stream import iter_objects
@@ -46,11 +47,20 @@ def demo_objects(identity: str) -> list[dict[str, Any]]:
         for a, r, b in ((ip["id"], "indicates", malware["id"]), (domain["id"], "indicates", malware["id"]),
                         (actor["id"], "uses", malware["id"]))
     ]
+    source = {**base, "type": "indicator", "id": _id("indicator", "source"), "name": "Staging server (source-protected)",
+              "pattern": "[ipv4-addr:value = '198.51.100.23']", "pattern_type": "stix", "valid_from": ts,
+              "indicator_types": ["malicious-activity"], "object_marking_refs": [TLP2["amber+strict"]]}
     report = {**base, "type": "report", "id": _id("report", "report"), "name": "TIDEWATER activity against ports",
               "published": ts, "report_types": ["threat-actor"],
-              "description": "Joint cyber-defence centre summary of TIDEWATER activity (demo data).",
-              "object_refs": [actor["id"], malware["id"], ip["id"], domain["id"], *[r["id"] for r in rels]]}
-    return [actor, malware, ip, domain, *rels, report]
+              "description": "Joint cyber-defence centre summary of TIDEWATER activity (demo data). Staging server "
+                             "identified by a human source inside the port operator.",
+              "labels": ["maritime", "ports"],
+              "object_refs": [actor["id"], malware["id"], ip["id"], domain["id"], source["id"],
+                              *[r["id"] for r in rels]],
+              "object_marking_refs": [TLP2["green"]],
+              # the paragraph naming the source is TLP:RED: partners receive the report without it
+              "granular_markings": [{"selectors": ["description"], "marking_ref": TLP2["red"]}]}
+    return [actor, malware, ip, domain, source, *rels, report]
 
 
 def _load_file(node: Node, path: Path, collection: str) -> tuple[int, int]:
@@ -76,6 +86,11 @@ def prepare_demo(home: Path, port: int, data: Path, console: Console) -> tuple[N
         _, token = node.add_user("analyst", Role.CONTRIBUTOR, password=DEMO_PASSWORD, token=True)
         node.add_user("reader", Role.READER, password=DEMO_PASSWORD)
         node.add_user("admin", Role.ADMIN, password=DEMO_PASSWORD)
+        # Japan's liaison officer: a partner in TWN's community, reading the shared collection
+        jpn = node.ensure_organisation("JPN", partner=True, country="JP")
+        node.add_user("liaison", Role.READER, org="JPN", password=DEMO_PASSWORD)
+        node.store.grant(node.collection(node.config.default_api_root, "shared").id, jpn.id, can_read=True,
+                         can_write=False)
         fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"token": token}, f)
@@ -107,7 +122,10 @@ def run_demo(home: Path, port: int, data: Path, console: Console) -> None:
     console.print(f"[bold]Node TWN (Taiwan)[/] serves TAXII 2.1 at {base}/taxii2/", highlight=False)
     console.print(f"  API root      {base}/{root}/", highlight=False)
     console.print(f"  collections   shared ({shared.id}), reference", highlight=False)
-    console.print(f"  users         analyst / reader / admin, password {DEMO_PASSWORD}", highlight=False)
+    console.print(f"  users         analyst / reader / admin (TWN), liaison (JPN, a partner); password "
+                  f"{DEMO_PASSWORD}", highlight=False)
+    console.print("  releasability the TIDEWATER report is TLP:GREEN with a TLP:RED paragraph: liaison receives it "
+                  "without that paragraph and without the AMBER+STRICT staging-server indicator", highlight=False)
     console.print(f"  API token     {creds['token']} (analyst)", highlight=False)
     console.print()
     console.print("Try:", highlight=False)
