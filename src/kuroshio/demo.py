@@ -70,6 +70,8 @@ def _load_file(node: Node, path: Path, collection: str) -> tuple[int, int]:
     ok = bad = 0
     with opener(path, "rb") as fp:
         objects = list(iter_objects(fp))
+    # marking definitions first: an object whose marking the node does not know yet is refused
+    objects.sort(key=lambda o: not (isinstance(o, dict) and o.get("type") == "marking-definition"))
     for i in range(0, len(objects), 1000):
         record = ingest(node.store, operator, coll, objects[i:i + 1000])
         ok += record.success_count
