@@ -49,6 +49,8 @@ class Policy:
     exercise_collection: bool
     submitter_org: int
     defined_here: dict[str, Marking | None] = field(default_factory=dict)  # from the envelope being marked
+    _memo: dict[tuple[tuple[str, ...], int], tuple[list[Marking], list[str] | None, aud.Audience]] = field(
+        default_factory=dict, repr=False)
 
     def learn(self, objects: list[Any]) -> None:
         """Note the marking definitions an envelope brings, so its other objects may use them."""
@@ -75,17 +77,27 @@ class Policy:
         creator = obj.get("created_by_ref")
         origin = directory.by_identity.get(creator, self.submitter_org) if isinstance(creator, str) else self.submitter_org
         refs = obj.get("object_marking_refs") or []
-        markings = [self._marking(r, "object_marking_refs") for r in refs]
-        if any(m.kind == "exercise" for m in markings) and not self.exercise_collection:
-            raise MarkingRefused("exercise", "is marked EXERCISE: exercise objects are only accepted in exercise "
-                                             "collections")
-        if not any(m.restricts for m in markings) and obj.get("type") != "marking-definition":
-            default = self._marking(self.default_marking, "the collection's default marking")
-            obj = {**obj, "object_marking_refs": [*refs, self.default_marking]}
-            markings.append(default)
-        own = aud.resolve(markings, origin, directory)
-        if obj.get("type") == "marking-definition":
-            own = aud.intersect(own, self._definition_audience(obj, origin), directory)
+        definition = obj.get("type") == "marking-definition"
+        key = (tuple(refs), origin)
+        known = None if definition else self._memo.get(key)
+        if known is None:
+            markings = [self._marking(r, "object_marking_refs") for r in refs]
+            if any(m.kind == "exercise" for m in markings) and not self.exercise_collection:
+                raise MarkingRefused("exercise", "is marked EXERCISE: exercise objects are only accepted in exercise "
+                                                 "collections")
+            stamped = None
+            if not any(m.restricts for m in markings) and not definition:
+                markings.append(self._marking(self.default_marking, "the collection's default marking"))
+                stamped = [*refs, self.default_marking]
+            own = aud.resolve(markings, origin, directory)
+            if definition:
+                own = aud.intersect(own, self._definition_audience(obj, origin), directory)
+            else:
+                self._memo[key] = (markings, stamped, own)  # objects of an envelope mostly share their markings
+        else:
+            markings, stamped, own = known
+        if stamped is not None:
+            obj = {**obj, "object_marking_refs": stamped}
         granular: list[tuple[tuple[str, ...], aud.Audience]] = []
         for i, gm in enumerate(obj.get("granular_markings") or []):
             ref = gm.get("marking_ref")
