@@ -269,7 +269,6 @@ class SqlStore(Store):
         self._aids: dict[str, int] = {}  # audience text -> aid (committed audiences only)
         self._aid_keys: dict[int, frozenset[str]] = {}
         self.on_audit: Callable[[int, str], None] | None = None  # told the chain's end after each commit
-        self._audit_end: tuple[int, str] | None = None  # the chain's end written by the last commit
         self._reads: list[tuple[str, bytes]] = []  # read records waiting to be appended (see _log_read)
         self._reads_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
@@ -695,10 +694,10 @@ class SqlStore(Store):
                 (record.id, record.api_root, record.collection_id, record.user_id, record.org_id, record.request_timestamp,
                  record.total_count, record.success_count, record.failure_count, record.pending_count, record.details),
             )
-            self._audit(cur, principal, "store", collection=collection, objects=stored,
-                        refused=[(o.id, o.message) for o in outcomes if not o.ok])
-            self._drain_reads(cur)
-        self._publish_head()
+            end = self._audit(cur, principal, "store", collection=collection, objects=stored,
+                              refused=[(o.id, o.message) for o in outcomes if not o.ok])
+            end = self._drain_reads(cur) or end
+        self._publish_head(end)
         return record
 
     def _deps(self, cur: Any, o: PreparedObject, local: dict[str, int]) -> bytes:
@@ -914,9 +913,9 @@ class SqlStore(Store):
     READ_FLUSH_SECONDS = 0.5
 
     def _audit(self, cur: Any, principal: Principal | None, action: str, *, collection: Collection | None = None,
-               **fields: Any) -> None:
+               **fields: Any) -> tuple[int, str]:
         """Append one record to the chain, in the caller's transaction (so it commits with the change)."""
-        self._append_audit(cur, [(_now_text(), self._audit_record(principal, action, collection, **fields))])
+        return self._append_audit(cur, [(_now_text(), self._audit_record(principal, action, collection, **fields))])
 
     @staticmethod
     def _audit_record(principal: Principal | None, action: str, collection: Collection | None,
@@ -926,7 +925,8 @@ class SqlStore(Store):
         where = f"{collection.api_root}/{collection.alias}" if collection else None
         return audit.record(actor, org, action, collection=where, **fields)
 
-    def _append_audit(self, cur: Any, records: list[tuple[str, bytes]]) -> None:
+    def _append_audit(self, cur: Any, records: list[tuple[str, bytes]]) -> tuple[int, str]:
+        """Chain `records` after the current end; returns the new end (published once committed)."""
         cur.execute(f"SELECT seq, hash FROM audit_head WHERE id = 1{self.FOR_UPDATE}")
         seq, prev = cur.fetchone()
         rows = []
@@ -937,11 +937,10 @@ class SqlStore(Store):
             prev = h
         cur.executemany(self._sql("INSERT INTO audit (seq, ts, record, prev, hash) VALUES (?, ?, ?, ?, ?)"), rows)
         cur.execute(self._sql("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"), (seq, prev))
-        self._audit_end = (seq, prev)
+        return seq, prev
 
-    def _publish_head(self) -> None:
+    def _publish_head(self, end: tuple[int, str] | None) -> None:
         """After a commit: hand the chain's end to the node (it keeps a signed copy outside the database)."""
-        end, self._audit_end = self._audit_end, None
         if end is not None and self.on_audit is not None:
             self.on_audit(*end)
 
@@ -978,19 +977,20 @@ class SqlStore(Store):
             if not self._reads:
                 return
         with self._write_lock, self._write() as cur:
-            self._drain_reads(cur)
-        self._publish_head()
+            end = self._drain_reads(cur)
+        self._publish_head(end)
 
-    def _drain_reads(self, cur: Any) -> None:
+    def _drain_reads(self, cur: Any) -> tuple[int, str] | None:
         with self._reads_lock:
             pending, self._reads = self._reads, []
         if pending:
             try:
-                self._append_audit(cur, pending)
+                return self._append_audit(cur, pending)
             except BaseException:
                 with self._reads_lock:
                     self._reads[:0] = pending
                 raise
+        return None
 
     def _stop_audit(self) -> None:
         self._closing.set()
@@ -1173,6 +1173,7 @@ class SqlStore(Store):
         scoped = ObjectFilter(ids=[object_id], versions=flt.versions, spec_versions=flt.spec_versions)
         cno = collection.no
         idh = id_hash(object_id)
+        end = None
         with self._write_lock, self._write() as cur:
             self._lock_collection(cur, collection.id)
             params: list[Any] = [cno]
@@ -1205,9 +1206,9 @@ class SqlStore(Store):
                         (max(remaining), min(remaining), cno, cno, idh, object_id),
                     )
                 self._settle(cur, cno, self._directory(cur), [], {object_id}, {}, {object_id})
-                self._audit(cur, principal, "delete", collection=collection,
-                            objects=[(object_id, r[1]) for r in doomed])
-        self._publish_head()
+                end = self._audit(cur, principal, "delete", collection=collection,
+                                  objects=[(object_id, r[1]) for r in doomed])
+        self._publish_head(end)
         return len(doomed)
 
     def status(self, principal: Principal, api_root: str, status_id: str) -> StatusRecord | None:
