@@ -8,7 +8,7 @@ VENV  := .venv
 STAMP := $(VENV)/.installed-test
 BENCH := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench campaign clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Kuroshio needs Python 3.11 or newer on PATH (python3.11, python3.12, ...): install one, then run make again." >&2; exit 1; }
@@ -34,6 +34,11 @@ lint: $(STAMP)
 bench: $(BENCH)
 	$(VENV)/bin/python bench/validate_vs_oasis.py
 	$(VENV)/bin/python bench/taxii_vs_medallion.py
+	$(VENV)/bin/python bench/releasability.py
+
+# the long releasability campaign: 100,000 generated populations against the reference model (~40 min)
+campaign: $(STAMP)
+	KUROSHIO_PROPERTY_CASES=100000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/markings/test_property.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis src/*.egg-info
