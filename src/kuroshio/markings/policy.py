@@ -62,7 +62,8 @@ class Policy:
                     self.defined_here[o["id"]] = None
 
     def _marking(self, mid: str, where: str) -> Marking:
-        m = PREDEFINED.get(mid) or self.defined_here.get(mid) or self.registry.get(mid)
+        # a definition the node already holds keeps its meaning: an envelope cannot redefine it
+        m = PREDEFINED.get(mid) or self.registry.get(mid) or self.defined_here.get(mid)
         if m is None:
             if mid in self.registry or mid in self.defined_here:
                 raise MarkingRefused("unknown-marking", f"property '{where}' uses {mid}, a marking definition this "
