@@ -42,6 +42,9 @@ TS = "2026-01-01T00:00:00.000Z"
 PASSWORD = "bench-password-1"
 
 
+GRANULAR_EVERY = 10  # one object in this many carries a granular TLP:RED marking (0: none)
+
+
 def indicator(n: int) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.UUID(int=n + 1, version=4)}",
@@ -51,7 +54,7 @@ def indicator(n: int) -> dict[str, Any]:
         "pattern_type": "stix", "valid_from": TS, "labels": ["benchmark"],
         "object_marking_refs": [TLP2["green"] if n % 2 == 0 else TLP2["amber"]],
     }
-    if n % 10 == 0:
+    if GRANULAR_EVERY and n % GRANULAR_EVERY == 0:
         obj["granular_markings"] = [{"selectors": ["description"], "marking_ref": TLP2["red"]}]
     return obj
 
@@ -79,11 +82,15 @@ def page_all(base: str, user: str, url: str) -> tuple[int, float]:
 
 
 def main() -> None:
+    global GRANULAR_EVERY
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--granular-every", type=int, default=10,
+                    help="one object in this many has a TLP:RED description (0: none)")
     ap.add_argument("--dir", type=Path, default=None, help="where the node lives (default: a temporary folder)")
     args = ap.parse_args()
+    GRANULAR_EVERY = args.granular_every
     home = (args.dir or Path(tempfile.mkdtemp(prefix="kuroshio-rel-"))) / "node"
     node = Node.init(home, "TWN", org_name="Taiwan")
     node.ensure_organisation("JPN", partner=True, country="JP")

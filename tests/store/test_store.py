@@ -55,6 +55,37 @@ def test_migrations_are_versioned_and_idempotent(store: Store) -> None:
     assert store.migrate() == 0
 
 
+def test_a_store_at_an_earlier_schema_upgrades_in_place(tmp_path: Any) -> None:
+    import sqlite3
+    from importlib import resources
+
+    from kuroshio.store.sqlite import SqliteStore
+
+    folder = resources.files("kuroshio.store").joinpath("migrations", "sqlite")
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+    for version, name in ((1, "0001_initial.sql"), (2, "0002_releasability.sql")):
+        conn.executescript(folder.joinpath(name).read_text())
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, TS))
+    conn.commit()
+    conn.close()
+    store = SqliteStore(path)
+    try:
+        assert store.migrate() == 1
+        assert store.migrate() == 0
+        world = World(store)  # the upgraded schema takes the whole write and read path
+        record = ingest(store, world.writer, world.coll, [indicator(0)])
+        assert record.success_count == 1
+        assert world.ids(ObjectFilter()) == [indicator(0)["id"]]
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    assert "views" not in {r[1] for r in conn.execute("PRAGMA table_info(objects)")}
+    assert conn.execute("SELECT count(*) FROM object_views").fetchone() == (0,)
+    conn.close()
+
+
 def test_organisations_users_tokens(world: World) -> None:
     s = world.store
     assert [o.name for o in s.organisations()] == ["TWN", "JPN"]

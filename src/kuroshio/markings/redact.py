@@ -10,7 +10,6 @@ remain are renumbered; granular markings whose content is gone are dropped with 
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -59,11 +58,10 @@ def redact(raw: bytes, shape: int, granular: list[tuple[list[str], int]] | None,
 
 
 # Objects whose only per-reader rewriting is granular markings have a few possible copies, one per
-# set of granular audiences the reader is in: they are computed when the object is stored, so a read
-# picks one instead of rewriting JSON. Up to MAX_VIEW_AUDIENCES distinct audiences (2^n - 1 copies);
-# beyond that the copy is made at read time.
+# set of granular audiences the reader is in: they are computed when the object is stored (the store
+# keeps them in object_views), so a read picks one instead of rewriting JSON. Up to
+# MAX_VIEW_AUDIENCES distinct audiences (2^n - 1 copies); beyond that the copy is made at read time.
 MAX_VIEW_AUDIENCES = 4
-_HEADER = struct.Struct("<HI")  # mask, length
 
 
 def audiences_of(granular: list[tuple[list[str], int]]) -> list[int]:
@@ -71,36 +69,26 @@ def audiences_of(granular: list[tuple[list[str], int]]) -> list[int]:
     return sorted({aid for _, aid in granular})
 
 
-def views(raw: bytes, granular: list[tuple[list[str], int]]) -> bytes | None:
-    """Every reader copy of a granular-only object but the full one, as a blob for `view()`."""
+def views(raw: bytes, granular: list[tuple[list[str], int]]) -> list[tuple[int, bytes]]:
+    """Every reader copy of a granular-only object but the full one, as (mask, canonical JSON)."""
     aids = audiences_of(granular)
     if len(aids) > MAX_VIEW_AUDIENCES:
-        return None
-    full = (1 << len(aids)) - 1
+        return []
     out = []
-    for mask in range(full):
+    for mask in range((1 << len(aids)) - 1):
         seen = {a for i, a in enumerate(aids) if mask >> i & 1}
-        copy = redact(raw, SHAPE_GRANULAR, granular, seen.__contains__, lambda _ref: True)
-        out.append(_HEADER.pack(mask, len(copy)) + copy)
-    return b"".join(out)
+        out.append((mask, redact(raw, SHAPE_GRANULAR, granular, seen.__contains__, lambda _ref: True)))
+    return out
 
 
-def view(raw: bytes, granular: list[tuple[list[str], int]], blob: bytes | None,
-         visible_aid: Callable[[int], bool]) -> bytes:
-    """The reader copy of a granular-only object: the stored view for the reader's audiences."""
+def mask_of(granular: list[tuple[list[str], int]], visible_aid: Callable[[int], bool]) -> tuple[int, bool]:
+    """Which view a reader gets: the mask of the granular audiences it is in, and whether that is all."""
     aids = audiences_of(granular)
-    mask = sum(1 << i for i, a in enumerate(aids) if visible_aid(a))
-    if mask == (1 << len(aids)) - 1:
-        return raw
-    if blob is not None:
-        at = 0
-        while at < len(blob):
-            m, n = _HEADER.unpack_from(blob, at)
-            at += _HEADER.size
-            if m == mask:
-                return bytes(blob[at:at + n])
-            at += n
-    return redact(raw, SHAPE_GRANULAR, granular, visible_aid, lambda _ref: True)
+    mask = 0
+    for i, a in enumerate(aids):
+        if visible_aid(a):
+            mask |= 1 << i
+    return mask, mask == (1 << len(aids)) - 1
 
 
 def remove(obj: dict[str, Any], hidden: Collection[Path]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from .. import audit
 from ..markings import audience as aud
 from ..markings.definitions import TLP2
 from ..markings.policy import SHAPE_CONTAINER, SHAPE_GRANULAR, SHAPE_SIGHTING
-from ..markings.redact import redact, view, views
+from ..markings.redact import mask_of, redact, views
 from ..principals import Access, Organisation, Principal, Role, User
 from ..stix import timestamps
 
@@ -596,7 +596,7 @@ class SqlStore(Store):
         P = self.P
         insert = (f"INSERT INTO objects (coll, id, type, version, version_text, spec_version, date_added, "
                   f"is_latest, is_first, created_by, submitted_by, raw, origin, own_audience, audience, shape, granular, "
-                  f"deps, views) VALUES ({', '.join([P] * 19)})")
+                  f"deps) VALUES ({', '.join([P] * 18)})")
         index = f"INSERT INTO id_index (level, coll, idh, added) VALUES (0, {P}, {P}, {P})"
         depend = f"INSERT INTO dependencies (coll, ref_idh, added) VALUES ({P}, {P}, {P}) ON CONFLICT DO NOTHING"
         definition = f"INSERT INTO marking_definitions (id, origin, body) VALUES ({P}, {P}, {P}) ON CONFLICT DO NOTHING"
@@ -617,7 +617,7 @@ class SqlStore(Store):
                 outcomes.extend(failures)
                 bounds = self._version_bounds(cur, cno, objects)
                 latest = self._latest(cur, cno, list(bounds), local) if bounds else {}
-                rows, entries, deps, definitions = [], [], [], []
+                rows, entries, deps, definitions, copies = [], [], [], [], []
                 for o in objects:
                     key = (o.id, o.version)
                     earlier = seen.get(key)
@@ -650,12 +650,13 @@ class SqlStore(Store):
                     own = self._aid(cur, o.own, local)
                     granular_aids = [[list(sel), self._aid(cur, a, local)] for sel, a in o.granular]
                     granular = orjson.dumps(granular_aids) if o.granular else None
-                    copies = views(o.raw, granular_aids) if o.shape == SHAPE_GRANULAR else None
+                    if o.shape == SHAPE_GRANULAR:
+                        copies.extend((cno, next_added, m, v) for m, v in views(o.raw, granular_aids))
                     depends = bool(o.ends or o.members)
                     rows.append((cno, o.id, o.type, o.version, o.version_text, o.spec_version, next_added,
                                  int(is_latest), int(is_first), o.created_by, org_id, o.raw, o.origin, own,
                                  self._aid(cur, aud.NOBODY, local) if depends else own, o.shape, granular,
-                                 self._deps(cur, o, local) if depends else None, copies))
+                                 self._deps(cur, o, local) if depends else None))
                     entries.append((cno, o.idh, next_added))
                     if depends:
                         dependents.append(next_added)
@@ -681,6 +682,9 @@ class SqlStore(Store):
                     cur.executemany(depend, deps)
                 if definitions:
                     cur.executemany(definition, definitions)
+                if copies:
+                    cur.executemany(f"INSERT INTO object_views (coll, added, mask, raw) VALUES ({P}, {P}, {P}, {P})",
+                                    copies)
             if seen:
                 self._settle(cur, cno, directory, dependents, changed, local, revised)
                 l0, l1 = self._merge_levels(cur, cno, l0, l1)
@@ -1090,7 +1094,7 @@ class SqlStore(Store):
         params: list[Any] = [collection.no]
         cond = self._visible_clause(principal, params) + self._filters(flt, params, collection.no)
         params.append(flt.limit + 1)
-        cols = "id, date_added, version_text, spec_version" + (", raw, shape, granular, views" if with_raw else "")
+        cols = "id, date_added, version_text, spec_version" + (", raw, shape, granular" if with_raw else "")
         # with ids given, the id index is the selective one: unary + keeps the planner from walking the
         # date_added index of the whole collection just to avoid a sort
         order = "+date_added" if flt.ids else "date_added"
@@ -1125,15 +1129,48 @@ class SqlStore(Store):
                 for prop in ("object_refs", "where_sighted_refs", "observed_data_refs"):
                     refs.update(obj.get(prop, ()))
         visible_ids = self._visible_ids(cur, principal, collection.no, sorted(refs)) if refs else set()
+        # granular-only objects: the stored view for the reader's granular audiences (one query)
+        wanted: dict[int, int] = {}
+        for r in special:
+            if r[5] == SHAPE_GRANULAR and r[6]:
+                mask, whole = mask_of(orjson.loads(r[6]), visible_aids.__contains__)
+                if not whole:
+                    wanted[r[1]] = mask
+        stored = self._views(cur, collection.no, wanted) if wanted else {}
         out = []
         for r in fetched:
             raw = r[4] if type(r[4]) is bytes else bytes(r[4])
-            if r[5] == SHAPE_GRANULAR and r[6]:
-                raw = view(raw, orjson.loads(r[6]), r[7], visible_aids.__contains__)
-            elif r[5]:
-                granular = orjson.loads(r[6]) if r[6] else None
-                raw = redact(raw, r[5], granular, visible_aids.__contains__, visible_ids.__contains__)
+            if r[5]:
+                if r[5] == SHAPE_GRANULAR and r[1] not in wanted:
+                    pass  # the reader sees every part
+                elif r[1] in stored:
+                    raw = stored[r[1]]
+                else:
+                    granular = orjson.loads(r[6]) if r[6] else None
+                    raw = redact(raw, r[5], granular, visible_aids.__contains__, visible_ids.__contains__)
             out.append(Row(r[0], r[1], r[2], r[3], raw))
+        return out
+
+    def _views(self, cur: Any, coll: int, wanted: dict[int, int]) -> dict[int, bytes]:
+        """The stored reader copies {date_added: raw} for the wanted {date_added: mask}."""
+        out: dict[int, bytes] = {}
+        # one range scan over the page's span, bounded: a page whose span holds many other objects' views
+        # (a sparse filter, a reader who sees little) looks the rest up by key instead
+        bound = 4 * len(wanted) + 64
+        cur.execute(f"SELECT added, mask, raw FROM object_views WHERE coll = {self.P} AND added BETWEEN {self.P} "
+                    f"AND {self.P} ORDER BY added LIMIT {bound}", (coll, min(wanted), max(wanted)))
+        rows = cur.fetchall()
+        for a, mask, raw in rows:
+            if wanted.get(a) == mask:
+                out[a] = raw if type(raw) is bytes else bytes(raw)
+        rest = sorted(a for a in wanted if a not in out) if len(rows) == bound else []
+        for i in range(0, len(rest), 500):
+            chunk = rest[i:i + 500]
+            cur.execute(f"SELECT added, mask, raw FROM object_views WHERE coll = {self.P} AND added IN {self._in(chunk)}",
+                        (coll, *chunk))
+            for a, mask, raw in cur.fetchall():
+                if wanted.get(a) == mask:
+                    out[a] = raw if type(raw) is bytes else bytes(raw)
         return out
 
     def _visible_ids(self, cur: Any, principal: Principal | None, coll: int, ids: list[str], *,
@@ -1193,6 +1230,8 @@ class SqlStore(Store):
                 cur.execute(f"DELETE FROM id_index WHERE level IN (0, 1, 2) AND coll = {self.P} AND idh = {self.P} "
                             f"AND added IN {self._in(chunk)}", (cno, idh, *chunk))
                 cur.execute(f"DELETE FROM dependencies WHERE coll = {self.P} AND added IN {self._in(chunk)}",
+                            (cno, *chunk))
+                cur.execute(f"DELETE FROM object_views WHERE coll = {self.P} AND added IN {self._in(chunk)}",
                             (cno, *chunk))
             if doomed:
                 cur.execute(f"SELECT version FROM objects WHERE coll = {self.P} AND date_added IN ({self._added_of(1)}) "
