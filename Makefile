@@ -8,7 +8,7 @@ VENV  := .venv
 STAMP := $(VENV)/.installed-test
 BENCH := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench campaign clean
+.PHONY: demo test lint bench campaign campaign-federation clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Kuroshio needs Python 3.11 or newer on PATH (python3.11, python3.12, ...): install one, then run make again." >&2; exit 1; }
@@ -39,6 +39,10 @@ bench: $(BENCH)
 # the long releasability campaign: 100,000 generated populations against the reference model (~40 min)
 campaign: $(STAMP)
 	KUROSHIO_PROPERTY_CASES=100000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/markings/test_property.py
+
+# the federation fault campaign: 100 kill -9 during pull and 100 during push (syncing and serving nodes)
+campaign-federation: $(STAMP)
+	KUROSHIO_FAULT_KILLS=100 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/federation/test_faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis src/*.egg-info

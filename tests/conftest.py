@@ -44,7 +44,10 @@ class RunningServer:
         from kuroshio.taxii import create_app
 
         self.node = node
-        config = uvicorn.Config(create_app(node), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        from kuroshio.tls import server_config
+
+        self.scheme = "https" if node.config.tls_cert else "http"
+        config = server_config(node, create_app(node), "127.0.0.1", 0, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -56,7 +59,7 @@ class RunningServer:
                 raise RuntimeError("test server did not start")
             time.sleep(0.01)
         port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.base = f"http://127.0.0.1:{port}"
+        self.base = f"{self.scheme}://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -35,3 +35,37 @@ def test_demo_node_shows_releasability(tmp_path: Path) -> None:
     # preparing again re-uses the node and changes nothing
     node, _ = prepare_demo(tmp_path / "node", 0, tmp_path / "no-data", console)
     node.close()
+
+
+def test_demo_partners_exchange_what_their_markings_allow(tmp_path: Path) -> None:
+    from kuroshio.demo import link_nodes, prepare_jpn
+    from kuroshio.federation.pull import pull
+
+    from .conftest import RunningServer
+
+    console = Console(file=io.StringIO())
+    jpn, _ = prepare_jpn(tmp_path / "JPN", 0, console)
+    jpn_org = jpn.store.organisation("JPN")
+    twn, _ = prepare_demo(tmp_path / "TWN", 0, tmp_path / "no-data", console,
+                          jpn_identity=orjson.loads(jpn.store.organisation_identity(jpn_org.id)))
+    try:
+        with RunningServer(twn) as s_twn, RunningServer(jpn) as s_jpn:
+            twn.config.port = int(s_twn.base.rsplit(":", 1)[1])
+            jpn.config.port = int(s_jpn.base.rsplit(":", 1)[1])
+            link_nodes(twn, jpn)
+            pull(jpn, jpn.config.partner("TWN"))
+            pull(twn, twn.config.partner("JPN"))
+
+            def held(node: object) -> dict[str, dict]:
+                coll = node.collection("intel", "shared")
+                return {r.id: orjson.loads(r.raw) for r in
+                        node.store.query(node.operator(), coll, ObjectFilter(limit=1000)).rows}
+
+            at_jpn, at_twn = held(jpn), held(twn)
+            assert _id("indicator", "amber-jpn") in at_jpn and _id("indicator", "ip") in at_jpn
+            assert _id("note", "red") not in at_jpn and _id("indicator", "source") not in at_jpn
+            assert "description" not in at_jpn[_id("report", "report")]
+            assert _id("report", "jpn-report") in at_twn
+    finally:
+        twn.close()
+        jpn.close()

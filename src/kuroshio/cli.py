@@ -1,4 +1,4 @@
-"""Command line: init, org, user, collection, serve, import, export, audit, demo. Non-interactive, one clear line per error."""
+"""Command line: init, org, user, collection, partner, serve, sync, import, export, audit, demo. Non-interactive, one clear line per error."""
 
 from __future__ import annotations
 
@@ -35,10 +35,12 @@ user_app = typer.Typer(no_args_is_help=True, help="Manage users and API tokens."
 collection_app = typer.Typer(no_args_is_help=True, help="Manage collections and which organisations may use them.")
 org_app = typer.Typer(no_args_is_help=True, help="Manage partner organisations: community, clients, country.")
 audit_app = typer.Typer(no_args_is_help=True, help="Verify and read the tamper-evident audit log.")
+partner_app = typer.Typer(no_args_is_help=True, help="Link partner nodes: cards, links, credentials, sync status.")
 app.add_typer(user_app, name="user")
 app.add_typer(collection_app, name="collection")
 app.add_typer(org_app, name="org")
 app.add_typer(audit_app, name="audit")
+app.add_typer(partner_app, name="partner")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -77,16 +79,26 @@ def init(
     name: Annotated[str | None, typer.Option(help="Display name of the organisation, e.g. Taiwan.")] = None,
     store: Annotated[str | None, typer.Option(help="Store URL (default sqlite:///node.db in the home).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port the node serves on (default 8470).")] = None,
+    tls: Annotated[bool, typer.Option("--tls", help="Create a node CA with server and client certificates "
+                                                    "and serve https.")] = False,
+    mutual_tls: Annotated[bool, typer.Option("--mutual-tls", help="As --tls, and require client certificates "
+                                                                  "from this node's and its partners' CAs.")] = False,
+    host: Annotated[list[str] | None, typer.Option(help="Host name or address for the server certificate "
+                                                        "(repeatable; default 127.0.0.1 and localhost).")] = None,
 ) -> None:
     """Create a node home: configuration, organisation identity, signing key, default collections."""
     try:
-        node = Node.init(home, org, org_name=name, store_url=store, port=port)
+        node = Node.init(home, org, org_name=name, store_url=store, port=port, tls=tls, mutual_tls=mutual_tls,
+                         hosts=host)
     except (NodeError, StoreError, OSError) as exc:
         fail(str(exc))
     cfg = node.config
     node.close()
     out.print(f"Created node {cfg.org} in {cfg.home}", markup=False)
     out.print(f"  identity   {cfg.identity}", markup=False)
+    if cfg.tls_cert:
+        out.print(f"  tls        {cfg.path(cfg.tls_cert)} (CA {cfg.path('keys/tls/ca.pem')})"
+                  + (", client certificates required" if cfg.tls_client_ca else ""), markup=False)
     out.print(f"  API root   /{cfg.default_api_root}/ with collections: shared, reference (custom content allowed)", markup=False)
     out.print(f"  next       kuroshio user add {home} alice --role contributor --password-stdin", markup=False)
 
@@ -213,22 +225,36 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default from node.toml).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default from node.toml).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    sync: Annotated[bool, typer.Option("--sync/--no-sync", help="Pull from and push to partners while serving "
+                                                                "(--no-sync: an API worker beside one that syncs).")] = True,
 ) -> None:
-    """Serve the node's TAXII 2.1 API until interrupted."""
+    """Serve the node's TAXII 2.1 API until interrupted, syncing with partner nodes."""
     import uvicorn
 
+    from .federation.service import FederationService
     from .taxii import create_app
+    from .tls import server_config, uvicorn_tls
 
     node = _open(home)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     bind_host = host or node.config.host
     bind_port = port or node.config.port
-    err.print(f"Kuroshio node {node.config.org} serving TAXII 2.1 at http://{bind_host}:{bind_port}/taxii2/",
-              highlight=False)
+    federation = FederationService(node)
+    tls = uvicorn_tls(node.config)
+    scheme = "https" if tls else "http"
+    err.print(f"Kuroshio node {node.config.org} serving TAXII 2.1 at {scheme}://{bind_host}:{bind_port}/taxii2/"
+              + (" (client certificates required)" if "ssl_ca_certs" in tls else ""), highlight=False)
     try:
-        uvicorn.run(create_app(node), host=bind_host, port=bind_port, log_level=log_level, access_log=False,
-                    server_header=False)
+        if sync:
+            federation.start()
+        server = uvicorn.Server(server_config(node, create_app(node), bind_host, bind_port, log_level=log_level,
+                                              access_log=False, server_header=False))
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass  # uvicorn has shut down gracefully and re-raised the Ctrl-C: a normal stop
     finally:
+        federation.stop()
         node.close()
 
 
@@ -322,6 +348,172 @@ def org_list(home: HomeArg) -> None:
     out.print(table)
 
 
+@partner_app.command("card")
+def partner_card(
+    home: HomeArg,
+    url: Annotated[str | None, typer.Option(help="The discovery URL partners reach this node at (default: "
+                                                 "from node.toml's server settings).")] = None,
+) -> None:
+    """Print this node's partner card (JSON): give it to a partner's operator for `kuroshio partner add`."""
+    from .federation import links
+
+    node = _open(home)
+    try:
+        out.print(orjson.dumps(links.card(node, url=url), option=orjson.OPT_INDENT_2).decode(), markup=False)
+    except NodeError as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+
+
+@partner_app.command("add")
+def partner_add(
+    home: HomeArg,
+    card: Annotated[Path, typer.Option(help="The partner's card, from its `kuroshio partner card`.")],
+    direction: Annotated[str, typer.Option(help="pull, push, both or none (pinned keys only, to verify "
+                                                "relayed objects).")] = "both",
+    collections: Annotated[str, typer.Option(help="Comma-separated aliases of the collections exchanged.")] = "shared",
+    url: Annotated[str | None, typer.Option(help="The partner's discovery URL, if not the card's.")] = None,
+    token: Annotated[str | None, typer.Option(help="The token the partner's operator gave for this node.")] = None,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between pulls.")] = 5.0,
+    ca_file: Annotated[str, typer.Option(help="CA certificate that signed the partner's server certificate.")] = "",
+    client_cert: Annotated[str, typer.Option(help="Client certificate for mutual TLS at the partner.")] = "",
+    client_key: Annotated[str, typer.Option(help="Key of the client certificate.")] = "",
+) -> None:
+    """Link a partner node (or update its link); prints the token its node uses here, once."""
+    from .federation import links
+
+    node = _open(home)
+    try:
+        partner = links.read_card(card)
+        shown = links.add_partner(node, partner, direction=direction,
+                                  collections=[c.strip() for c in collections.split(",") if c.strip()],
+                                  url=url, token=token, poll_interval=poll_interval, ca_file=ca_file,
+                                  client_cert=client_cert, client_key=client_key)
+    except (NodeError, StoreError, ConfigError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"Linked partner {partner.org} ({partner.identity['id']}), direction {direction}.", markup=False)
+    out.print(f"Token for {partner.org}'s node (shown once; its operator runs `kuroshio partner credentials "
+              f"DIR {node.config.org} --token ...`):", markup=False)
+    out.print(shown, markup=False)
+
+
+@partner_app.command("credentials")
+def partner_credentials(
+    home: HomeArg,
+    org: Annotated[str, typer.Argument(help="The partner organisation, e.g. JPN.")],
+    token: Annotated[str, typer.Option(help="The token the partner's `kuroshio partner add` printed.")],
+) -> None:
+    """Store the token this node signs in with at a partner's node (file mode 0600)."""
+    from .federation import links
+
+    node = _open(home)
+    try:
+        links.set_credentials(node, org, token)
+    except NodeError as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"Stored the credentials for {org}.", markup=False)
+
+
+@partner_app.command("list")
+def partner_list(home: HomeArg) -> None:
+    """List partner links."""
+    node = _open(home)
+    try:
+        table = Table("partner", "identity", "url", "direction", "collections", "keys")
+        for p in node.config.partners:
+            table.add_row(p.org, p.identity, p.url or "-", p.direction, ",".join(p.collections), str(len(p.keys)))
+    finally:
+        node.close()
+    out.print(table)
+
+
+@partner_app.command("remove")
+def partner_remove(home: HomeArg, org: Annotated[str, typer.Argument(help="The partner organisation.")]) -> None:
+    """Unlink a partner: stop syncing and revoke its node's sign-in (its pinned keys stay, to verify what it sent)."""
+    from .federation import links
+
+    node = _open(home)
+    try:
+        links.remove_partner(node, org)
+    except NodeError as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"Unlinked partner {org}.", markup=False)
+
+
+@partner_app.command("status")
+def partner_status(
+    home: HomeArg,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Per partner: last success, lag, backlog, errors and rejected objects."""
+    from .federation import links
+
+    node = _open(home)
+    try:
+        rows = links.status(node)
+    finally:
+        node.close()
+    if as_json:
+        for r in rows:
+            out.print(orjson.dumps(r).decode(), markup=False)
+        return
+    table = Table("partner", "direction", "last success", "lag s", "backlog", "received", "rejected", "errors",
+                  "last error")
+    for r in rows:
+        table.add_row(r["org"], r["direction"], r.get("last_success", "never"), str(r.get("lag_s", "-")),
+                      str(r.get("backlog", "-")), str(r.get("received", 0)), str(r.get("rejected", 0)),
+                      str(r.get("errors", 0)), (r.get("last_error") or "")[:80])
+    out.print(table)
+
+
+@app.command()
+def sync(
+    home: HomeArg,
+    partner: Annotated[str | None, typer.Option(help="Only this partner (default: every linked partner).")] = None,
+    push_too: Annotated[bool, typer.Option("--push/--no-push", help="Also push what is new here to partners "
+                                                                    "whose link pushes.")] = True,
+    pull_too: Annotated[bool, typer.Option("--pull/--no-pull", help="Pull from partners whose link pulls.")] = True,
+    page: Annotated[int, typer.Option(help="Objects per request.", min=1, max=10000)] = 1000,
+) -> None:
+    """Sync with partner nodes once, now (the running server does this continuously)."""
+    from .federation.pull import PartnerError, pull, record_health
+    from .federation.push import push
+
+    node = _open(home)
+    failed = False
+    try:
+        targets = [p for p in node.config.partners if (p.pulls or p.pushes) and (partner is None or p.org == partner)]
+        if not targets:
+            fail(f"no linked partner{' ' + partner if partner else ''}: see `kuroshio partner list {home}`")
+        for link in targets:
+            try:
+                if pull_too and link.pulls:
+                    r = pull(node, link, page=page)
+                    out.print(f"{link.org}: pulled {r.received}, stored {r.stored}, rejected {r.rejected} "
+                              f"in {r.pages} pages", markup=False)
+                    for why in r.rejections[:5]:
+                        out.print(f"  rejected: {why}", markup=False)
+                if push_too and link.pushes:
+                    pr = push(node, link, page=page)
+                    record_health(node, link.org, pushed=pr)
+                    out.print(f"{link.org}: pushed {pr.sent}, accepted {pr.accepted}, rejected {pr.rejected} "
+                              f"in {pr.envelopes} envelopes", markup=False)
+            except (PartnerError, NodeError) as exc:
+                err.print(f"{link.org}: {exc}", markup=False)
+                failed = True
+    finally:
+        node.close()
+    if failed:
+        raise typer.Exit(1)
+
+
 @audit_app.command("verify")
 def audit_verify(home: HomeArg) -> None:
     """Check the audit chain: any edited, deleted, inserted or reordered record, or a cut tail, is reported."""
@@ -391,7 +583,6 @@ def import_(
     """Import STIX bundles or TAXII envelopes as the node's own organisation, with a progress bar."""
     import gzip
 
-    from .ingest import ingest
     from .stix.stream import StreamError, iter_objects
 
     for f in files:
@@ -426,7 +617,7 @@ def import_(
                     definitions = [o for o in objects_of(f, advance) if is_definition(o)]
                     rest = (o for o in objects_of(f, advance) if not is_definition(o))
                     for chunk in itertools.chain([definitions] if definitions else [], _batched(rest, batch)):
-                        record = ingest(node.store, operator, coll, chunk, preparer=node.preparer)
+                        record = node.ingest(operator, coll, chunk)
                         details = orjson.loads(record.details)
                         for s in details["successes"]:
                             if s.get("message") == "already stored":
@@ -505,12 +696,13 @@ def export(
 
 @app.command()
 def demo(
-    home: Annotated[Path, typer.Option(help="Where the demo node lives (re-used if present).")] = Path(".demo/node"),
-    port: Annotated[int, typer.Option(help="Port of the demo node.")] = 8470,
+    home: Annotated[Path, typer.Option(help="Where the demo nodes live: DIR/TWN and DIR/JPN (re-used if "
+                                            "present).")] = Path(".demo"),
+    port: Annotated[int, typer.Option(help="Port of TWN's node; JPN's is the next one.")] = 8470,
     data: Annotated[Path | None, typer.Option(help="Folder of real third-party data (default: ../shared/data "
                                                    "or $KUROSHIO_DATA).")] = None,
 ) -> None:
-    """Start a demo node with demo data loaded, print how to reach it, and serve until Ctrl-C."""
+    """Start two linked partner nodes (TWN, JPN) with demo data, show what each receives, serve until Ctrl-C."""
     from .demo import run_demo
 
     data_dir = data or Path(os.environ.get("KUROSHIO_DATA", "../shared/data"))

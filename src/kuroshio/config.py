@@ -25,6 +25,45 @@ class ApiRootConfig:
 
 
 @dataclass
+class KeyConfig:
+    """A public Ed25519 key with its validity window (STIX timestamps; not_after empty: still valid)."""
+
+    public: str  # base64url of the raw 32 bytes
+    not_before: str = ""
+    not_after: str = ""
+
+
+@dataclass
+class PartnerConfig:
+    """A link to a partner's node (docs/federation.md)."""
+
+    org: str  # the partner organisation's short name on this node, e.g. JPN
+    identity: str  # its STIX identity id
+    url: str = ""  # its TAXII 2.1 discovery URL; empty: known and pinned (to verify relays), not linked
+    direction: str = "both"  # pull | push | both | none
+    collections: list[str] = field(default_factory=lambda: ["shared"])  # aliases exchanged (same on both sides)
+    community: str = "partners"
+    token_file: str = ""  # our bearer token at the partner's node (a secret: mode 0600)
+    client_cert: str = ""  # or a TLS client certificate and key for mutual TLS
+    client_key: str = ""
+    ca_file: str = ""  # the CA that signed the partner's server certificate (https)
+    poll_interval: float = 5.0  # seconds between pulls when nothing is pending
+    max_requests_per_second: float = 20.0
+    keys: list[KeyConfig] = field(default_factory=list)
+
+    @property
+    def pulls(self) -> bool:
+        return bool(self.url) and self.direction in ("pull", "both")
+
+    @property
+    def pushes(self) -> bool:
+        return bool(self.url) and self.direction in ("push", "both")
+
+
+DIRECTIONS = ("pull", "push", "both", "none")
+
+
+@dataclass
 class NodeConfig:
     home: Path
     org: str  # short organisation name, e.g. TWN
@@ -42,6 +81,12 @@ class NodeConfig:
     ingest_workers: int | None = None  # processes validating large envelopes; None: one per core (0 on one core)
     store_url: str = "sqlite:///node.db"
     signing_key: str = "keys/signing.key"
+    signing_key_since: str = ""  # when the current key became valid
+    retired_keys: list[KeyConfig] = field(default_factory=list)  # earlier keys: old signatures stay verifiable
+    tls_cert: str = ""  # serve https with this certificate and key
+    tls_key: str = ""
+    tls_client_ca: str = ""  # and require client certificates signed by this CA (mutual TLS)
+    partners: list[PartnerConfig] = field(default_factory=list)
     api_roots: list[ApiRootConfig] = field(default_factory=lambda: [
         ApiRootConfig("intel", "Intelligence", "STIX 2.1 intelligence shared by this node")
     ])
@@ -52,6 +97,9 @@ class NodeConfig:
 
     def api_root(self, name: str) -> ApiRootConfig | None:
         return next((r for r in self.api_roots if r.name == name), None)
+
+    def partner(self, org: str) -> PartnerConfig | None:
+        return next((p for p in self.partners if p.org == org), None)
 
     def path(self, relative: str) -> Path:
         p = Path(relative)
@@ -66,8 +114,11 @@ class NodeConfig:
                        "page_size": self.page_size, "max_page_size": self.max_page_size,
                        **({"ingest_workers": self.ingest_workers} if self.ingest_workers is not None else {})},
             "store": {"url": self.store_url},
-            "keys": {"signing_key": self.signing_key},
+            "keys": {"signing_key": self.signing_key, "signing_key_since": self.signing_key_since,
+                     "retired": [asdict(k) for k in self.retired_keys]},
+            "tls": {"cert": self.tls_cert, "key": self.tls_key, "client_ca": self.tls_client_ca},
             "api_roots": [asdict(r) for r in self.api_roots],
+            "partners": [asdict(p) for p in self.partners],
         }
         (self.home / CONFIG_FILE).write_text(tomli_w.dumps(data))
 
@@ -101,11 +152,21 @@ class NodeConfig:
                 ingest_workers=int(server["ingest_workers"]) if "ingest_workers" in server else None,
                 store_url=data.get("store", {}).get("url", "sqlite:///node.db"),
                 signing_key=data.get("keys", {}).get("signing_key", "keys/signing.key"),
+                signing_key_since=data.get("keys", {}).get("signing_key_since", ""),
+                retired_keys=[KeyConfig(**k) for k in data.get("keys", {}).get("retired", [])],
+                tls_cert=data.get("tls", {}).get("cert", ""),
+                tls_key=data.get("tls", {}).get("key", ""),
+                tls_client_ca=data.get("tls", {}).get("client_ca", ""),
+                partners=[PartnerConfig(**{**p, "keys": [KeyConfig(**k) for k in p.get("keys", [])]})
+                          for p in data.get("partners", [])],
             )
             if roots:
                 cfg.api_roots = roots
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: missing or invalid setting {exc}: compare with the example in docs/operations.md") from None
+        for p in cfg.partners:
+            if p.direction not in DIRECTIONS:
+                raise ConfigError(f"{path}: partner {p.org}: direction must be one of {', '.join(DIRECTIONS)}")
         if not 1 <= cfg.page_size <= cfg.max_page_size:
             raise ConfigError(f"{path}: server.page_size must be between 1 and server.max_page_size")
         return cfg

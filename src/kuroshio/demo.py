@@ -1,4 +1,5 @@
-"""`make demo`: a partner node on 127.0.0.1 with demo users and intelligence loaded, served until Ctrl-C."""
+"""`make demo`: two partner nodes, Taiwan (TWN) and Japan (JPN), on 127.0.0.1, linked both ways, with demo
+users and intelligence loaded; shows live what each side received and what it did not; Ctrl-C stops both."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console
 
 from .config import CONFIG_FILE
-from .ingest import ingest
-from .markings.definitions import TLP2
+from .markings.definitions import TLP2, releasable_to
 from .node import Node
 from .principals import Role
 from .stix.stream import iter_objects
@@ -73,13 +74,44 @@ def _load_file(node: Node, path: Path, collection: str) -> tuple[int, int]:
     # marking definitions first: an object whose marking the node does not know yet is refused
     objects.sort(key=lambda o: not (isinstance(o, dict) and o.get("type") == "marking-definition"))
     for i in range(0, len(objects), 1000):
-        record = ingest(node.store, operator, coll, objects[i:i + 1000])
+        record = node.ingest(operator, coll, objects[i:i + 1000])
         ok += record.success_count
         bad += record.failure_count
     return ok, bad
 
 
-def prepare_demo(home: Path, port: int, data: Path, console: Console) -> tuple[Node, dict[str, str]]:
+def twn_extras(identity: str, jpn_identity: str) -> list[dict[str, Any]]:
+    """TWN's objects for JPN only and for nobody else: a releasable-to definition, an AMBER indicator released
+    to JPN only, and a TLP:RED note that stays home."""
+    ts = "2026-11-02T00:00:00.000Z"
+    rel = releasable_to(_id("marking-definition", "rel-jpn"), [(jpn_identity, "JPN", "JP")], created_by=identity,
+                        created=ts)
+    base = {"spec_version": "2.1", "created": ts, "modified": ts, "created_by_ref": identity}
+    amber = {**base, "type": "indicator", "id": _id("indicator", "amber-jpn"), "name": "Phishing sender (for JPN)",
+             "pattern": "[email-addr:value = 'ops@harbour-logistics.example']", "pattern_type": "stix",
+             "valid_from": ts, "object_marking_refs": [TLP2["amber"], rel["id"]]}
+    note = {**base, "type": "note", "id": _id("note", "red"), "content": "Source handling notes: stays in Taiwan.",
+            "object_refs": [_id("report", "report")], "object_marking_refs": [TLP2["red"]]}
+    return [rel, amber, note]
+
+
+def jpn_objects(identity: str) -> list[dict[str, Any]]:
+    """JPN's contribution: a TLP:GREEN maritime report with its indicator, shared both ways."""
+    ts = "2026-11-03T00:00:00.000Z"
+    base = {"spec_version": "2.1", "created": ts, "modified": ts, "created_by_ref": identity}
+    ind = {**base, "type": "indicator", "id": _id("indicator", "jpn-ais"), "name": "Spoofed AIS relay",
+           "pattern": "[ipv4-addr:value = '192.0.2.44']", "pattern_type": "stix", "valid_from": ts,
+           "indicator_types": ["malicious-activity"], "object_marking_refs": [TLP2["green"]]}
+    report = {**base, "type": "report", "id": _id("report", "jpn-report"), "name": "AIS spoofing near Yonaguni",
+              "published": ts, "report_types": ["indicator"], "object_refs": [ind["id"]],
+              "description": "Japan's maritime centre saw spoofed AIS positions relayed from this address.",
+              "object_marking_refs": [TLP2["green"]]}
+    return [ind, report]
+
+
+def prepare_demo(home: Path, port: int, data: Path, console: Console, *,
+                 jpn_identity: dict[str, Any] | None = None) -> tuple[Node, dict[str, str]]:
+    """TWN's demo node. With `jpn_identity` (the JPN node's), JPN is that organisation, ready to link."""
     home = home.resolve()
     fresh = not (home / CONFIG_FILE).exists()
     node = Node.init(home, "TWN", org_name="Taiwan", port=port) if fresh else Node.open(home)
@@ -88,6 +120,8 @@ def prepare_demo(home: Path, port: int, data: Path, console: Console) -> tuple[N
         _, token = node.add_user("analyst", Role.CONTRIBUTOR, password=DEMO_PASSWORD, token=True)
         node.add_user("reader", Role.READER, password=DEMO_PASSWORD)
         node.add_user("admin", Role.ADMIN, password=DEMO_PASSWORD)
+        if jpn_identity is not None:
+            node.store.add_organisation("JPN", jpn_identity, community=node.config.community, country="JP")
         # Japan's liaison officer: a partner in TWN's community, reading the shared collection
         jpn = node.ensure_organisation("JPN", partner=True, country="JP")
         node.add_user("liaison", Role.READER, org="JPN", password=DEMO_PASSWORD)
@@ -98,8 +132,11 @@ def prepare_demo(home: Path, port: int, data: Path, console: Console) -> tuple[N
             json.dump({"token": token}, f)
     creds = json.loads(creds_file.read_text())
     coll = node.collection(node.config.default_api_root, "shared")
-    record = ingest(node.store, node.operator(), coll, demo_objects(node.config.identity))
-    console.print(f"  demo set: {record.success_count} objects in 'shared'")
+    jpn_org = node.store.organisation("JPN")
+    assert jpn_org is not None
+    record = node.ingest(node.operator(), coll, [*demo_objects(node.config.identity),
+                                                 *twn_extras(node.config.identity, jpn_org.identity_id)])
+    console.print(f"  TWN demo set: {record.success_count} objects in 'shared'")
     if data.is_dir():
         for sub, collection in (("stix/oasis-examples", "shared"), ("stix/attack", "reference")):
             for path in sorted((data / sub).glob("*.json*")):
@@ -110,34 +147,166 @@ def prepare_demo(home: Path, port: int, data: Path, console: Console) -> tuple[N
     return node, creds
 
 
+def prepare_jpn(home: Path, port: int, console: Console) -> tuple[Node, dict[str, str]]:
+    home = home.resolve()
+    fresh = not (home / CONFIG_FILE).exists()
+    node = Node.init(home, "JPN", org_name="Japan", port=port) if fresh else Node.open(home)
+    creds_file = home / "demo-credentials.json"
+    if fresh:
+        _, token = node.add_user("analyst", Role.CONTRIBUTOR, password=DEMO_PASSWORD, token=True)
+        node.add_user("admin", Role.ADMIN, password=DEMO_PASSWORD)
+        fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"token": token}, f)
+    record = node.ingest(node.operator(), node.collection(node.config.default_api_root, "shared"),
+                         jpn_objects(node.config.identity))
+    console.print(f"  JPN demo set: {record.success_count} objects in 'shared'")
+    return node, json.loads(creds_file.read_text())
+
+
+def link_nodes(a: Node, b: Node) -> None:
+    """Link two demo nodes both ways, as their two operators would with cards and tokens."""
+    from .federation import links
+
+    if a.config.partner(b.config.org) is not None and b.config.partner(a.config.org) is not None:
+        return
+
+    def card_of(n: Node) -> links.Card:
+        c = links.card(n)
+        return links.Card(c["org"], c["name"], c["identity"], c["url"],
+                          [links.KeyConfig(k["public"], k["not_before"], k["not_after"]) for k in c["keys"]])
+
+    token_for_b = links.add_partner(a, card_of(b), poll_interval=1.0)
+    token_for_a = links.add_partner(b, card_of(a), poll_interval=1.0)
+    links.set_credentials(a, b.config.org, token_for_a)
+    links.set_credentials(b, a.config.org, token_for_b)
+
+
+def _watch(nodes: dict[str, Node], console: Console, stop: Any) -> None:
+    """Print, as it happens, what each node pulled and pushed and what it refused; then what arrived where."""
+    from .federation import links
+    from .store import ObjectFilter
+
+    seen: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+    reported = False
+    while not stop.wait(1.0):
+        for org, node in nodes.items():
+            for st in links.status(node):
+                now = (st.get("received", 0), st.get("rejected", 0), st.get("pushed", 0), st.get("push_rejected", 0))
+                if now != seen.get((org, st["org"]), (0, 0, 0, 0)):
+                    seen[(org, st["org"])] = now
+                    console.print(f"  {org}: pulled {now[0]} from {st['org']} ({now[1]} refused), pushed {now[2]} "
+                                  f"to {st['org']} ({now[3]} refused there)", highlight=False)
+        if not reported:
+            arrived = True
+            for org, oid in (("JPN", _id("report", "report")), ("TWN", _id("report", "jpn-report"))):
+                node = nodes[org]
+                coll = node.collection(node.config.default_api_root, "shared")
+                arrived &= bool(node.store.query(node.operator(), coll, ObjectFilter(ids=[oid])).rows)
+            if arrived:
+                reported = True
+                _report(nodes, console)
+
+
+def _report(nodes: dict[str, Node], console: Console) -> None:
+    from rich.table import Table
+
+    from .store import ObjectFilter
+
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    coll = jpn.collection(jpn.config.default_api_root, "shared")
+    held = {r.id: orjson.loads(r.raw) for r in jpn.store.query(jpn.operator(), coll, ObjectFilter(limit=10000)).rows
+            if r.raw is not None}
+    table = Table("TWN's object", "marking", "at JPN", title="What JPN received from TWN")
+    jpn_id = jpn.config.identity
+    rows = [(o, m) for o, m in (
+        (_id("report", "report"), "TLP:GREEN, description TLP:RED"),
+        (_id("indicator", "ip"), "TLP:GREEN (collection default)"),
+        (_id("indicator", "amber-jpn"), "TLP:AMBER, releasable to JPN"),
+        (_id("indicator", "source"), "TLP:AMBER+STRICT"),
+        (_id("note", "red"), "TLP:RED"))]
+    names = {_id("report", "report"): "TIDEWATER report", _id("indicator", "ip"): "C2 address indicator",
+             _id("indicator", "amber-jpn"): "phishing sender indicator", _id("indicator", "source"):
+             "staging server (source-protected)", _id("note", "red"): "source handling note"}
+    for oid, marking in rows:
+        got = held.get(oid)
+        if got is None:
+            verdict = "[red]not received[/]"
+        elif oid == _id("report", "report"):
+            verdict = "[green]received[/], " + ("without the RED paragraph" if "description" not in got else
+                                                "[red]WITH the RED paragraph[/]")
+        else:
+            verdict = "[green]received[/], signature verifies" if jpn.verifier.verify(got) else "received"
+        table.add_row(names[oid], marking, verdict)
+    console.print(table)
+    twn_coll = twn.collection(twn.config.default_api_root, "shared")
+    at_twn = {r.id for r in twn.store.query(twn.operator(), twn_coll, ObjectFilter(limit=10000)).rows}
+    back = _id("report", "jpn-report") in at_twn
+    console.print(f"  and TWN {'received' if back else 'has not yet received'} JPN's TLP:GREEN report "
+                  f"(created by {jpn_id[:20]}...)", highlight=False)
+
+
 def run_demo(home: Path, port: int, data: Path, console: Console) -> None:
+    import threading
+
     import uvicorn
 
+    from .federation.service import FederationService
     from .taxii import create_app
+    from .tls import server_config
 
-    console.print("[bold]Kuroshio demo[/]: preparing the TWN node ...")
-    node, creds = prepare_demo(home, port, data, console)
-    base = f"http://127.0.0.1:{port}"
-    root = node.config.default_api_root
-    shared = node.collection(root, "shared")
+    console.print("[bold]Kuroshio demo[/]: preparing two partner nodes, Taiwan (TWN) and Japan (JPN) ...")
+    jpn, jpn_creds = prepare_jpn(home / "JPN", port + 1, console)
+    jpn_org = jpn.store.organisation("JPN")
+    assert jpn_org is not None
+    twn, creds = prepare_demo(home / "TWN", port, data, console,
+                              jpn_identity=orjson.loads(jpn.store.organisation_identity(jpn_org.id)))
+    link_nodes(twn, jpn)
+    nodes = {"TWN": twn, "JPN": jpn}
+    servers = []
+    for node in (twn, jpn):
+        config = server_config(node, create_app(node), "127.0.0.1", node.config.port, log_level="warning",
+                               server_header=False, lifespan="off")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # Ctrl-C is handled here
+        servers.append(server)
+    threads = [threading.Thread(target=s.run, daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    services = [FederationService(n) for n in (twn, jpn)]
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(nodes, console, stop), daemon=True)
+    root = twn.config.default_api_root
     console.print()
-    console.print(f"[bold]Node TWN (Taiwan)[/] serves TAXII 2.1 at {base}/taxii2/", highlight=False)
-    console.print(f"  API root      {base}/{root}/", highlight=False)
-    console.print(f"  collections   shared ({shared.id}), reference", highlight=False)
-    console.print(f"  users         analyst / reader / admin (TWN), liaison (JPN, a partner); password "
-                  f"{DEMO_PASSWORD}", highlight=False)
-    console.print("  releasability the TIDEWATER report is TLP:GREEN with a TLP:RED paragraph: liaison receives it "
-                  "without that paragraph and without the AMBER+STRICT staging-server indicator", highlight=False)
-    console.print(f"  API token     {creds['token']} (analyst)", highlight=False)
+    for node, c, extra in ((twn, creds, "analyst / reader / admin (TWN), liaison (a JPN user on TWN's node)"),
+                           (jpn, jpn_creds, "analyst / admin (JPN)")):
+        base = f"http://127.0.0.1:{node.config.port}"
+        console.print(f"[bold]Node {node.config.org} ({node.config.org_name})[/] serves TAXII 2.1 at {base}/taxii2/",
+                      highlight=False)
+        console.print(f"  users      {extra}; password {DEMO_PASSWORD}", highlight=False)
+        console.print(f"  API token  {c['token']} (analyst)", highlight=False)
+        console.print(f"  try        curl -s -u analyst:{DEMO_PASSWORD} -H 'Accept: application/taxii+json;"
+                      f"version=2.1' '{base}/{root}/collections/shared/objects/?limit=5'", highlight=False,
+                      soft_wrap=True)
     console.print()
-    console.print("Try:", highlight=False)
-    console.print(f"  curl -s -u analyst:{DEMO_PASSWORD} -H 'Accept: application/taxii+json;version=2.1' "
-                  f"'{base}/{root}/collections/shared/objects/?limit=5'", highlight=False, soft_wrap=True)
-    console.print(f"  curl -s -H 'Authorization: Bearer {creds['token']}' "
-                  f"-H 'Accept: application/taxii+json;version=2.1' {base}/{root}/collections/", highlight=False,
-                  soft_wrap=True)
-    console.print("Ctrl-C stops the node.")
+    console.print("The nodes sync both ways (pull and push, signed). What each receives appears below; "
+                  "Ctrl-C stops both.")
     try:
-        uvicorn.run(create_app(node), host="127.0.0.1", port=port, log_level="warning", server_header=False)
+        for svc in services:
+            svc.start()
+        watcher.start()
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
     finally:
-        node.close()
+        stop.set()
+        for svc in services:
+            svc.stop()
+        for s in servers:
+            s.should_exit = True
+        for t in threads:
+            t.join(10)
+        for node in (twn, jpn):
+            node.close()

@@ -15,15 +15,18 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from .markings.definitions import MarkingError, interpret
+from .markings import audience as aud
+from .markings.definitions import PREDEFINED_OBJECTS, MarkingError, interpret
 from .markings.policy import MarkingRefused, Policy
 from .principals import Principal
 from .stix import timestamps
 from .stix.canonical import CanonicalError, canonical
+from .stix.signatures import SignatureError, Signer, Verifier
 from .stix.validate import SPECS, validate
 from .store import Collection, Outcome, PreparedObject, StatusRecord, Store
 from .store.base import id_hash
@@ -35,10 +38,32 @@ _STAMPED_KINDS = frozenset({"sdo", "sro", "language-content", "extension-definit
 PARALLEL_MIN_OBJECTS = 200  # below this, the round trip to a worker costs more than it saves
 
 
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """How the origin of an envelope's objects is proven (DESIGN.md invariant 4).
+
+    From the node's own users: `signer` signs every object the home organisation originates.
+    From a partner node: `verifier` checks every object's signature; the signer must be the
+    organisation its `created_by_ref` names, and is the origin of content authored outside the
+    federation. Without either (tests of the store, scratch stores) objects are stored as given.
+    """
+
+    signer: Signer | None = None
+    verifier: Verifier | None = None
+    home_org: int | None = None  # with a verifier: objects the home organisation may not see are refused
+    home_identity: str = ""  # with a verifier: objects this node signed itself are already here, as originated
+
+
+NO_PROVENANCE = Provenance()
+
+
 def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known: frozenset[str],
-                     policy: Policy) -> tuple[list[PreparedObject], list[Outcome]]:
+                     policy: Policy, provenance: Provenance = NO_PROVENANCE
+                     ) -> tuple[list[PreparedObject], list[Outcome]]:
     ok: list[PreparedObject] = []
     failures: list[Outcome] = []
+    signer, verifier = provenance.signer, provenance.verifier
+    by_identity = policy.directory.by_identity
     for obj in objects:
         problem = validate(obj, allow_custom=allow_custom)
         if problem is not None:
@@ -46,20 +71,56 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
             continue
         t = obj["type"]
         creator = obj.get("created_by_ref")
-        spec = SPECS.get(t)
-        kind = spec.kind if spec is not None else ("sdo" if "created" in obj else "sco")
-        if creator is None and kind in _STAMPED_KINDS:
-            obj = {**obj, "created_by_ref": own}
-            creator = own
-        # a version in another known organisation's name: the store accepts it only as a marking-only
-        # tightening of an object that organisation published (rule: impersonation)
-        foreign = creator is not None and creator != own and creator in known
+        submitter: int | None = None
+        if verifier is not None:
+            if obj["id"] in PREDEFINED_OBJECTS:
+                # the definitions every node holds: compared with ours, never stored from a partner
+                same = canonical(obj) == PREDEFINED_OBJECTS[obj["id"]]
+                failures.append(_failure(obj, "" if same else f"{obj['id']}: differs from the predefined object "
+                                                              "with this id [rule: predefined]", ok=same))
+                continue
+            try:
+                signed_by = verifier.verify(obj)
+            except SignatureError as exc:
+                failures.append(_failure(obj, f"{obj['id']}: {exc.detail} [rule: {exc.rule}]"))
+                continue
+            if signed_by == provenance.home_identity:
+                # our own object, back from a partner (as that partner may see it): the original is here
+                failures.append(_failure(obj, "", ok=True))
+                continue
+            if creator is not None and creator in by_identity and creator != signed_by:
+                failures.append(_failure(obj, f"{obj['id']}: created_by_ref names {creator} but the object is signed "
+                                              f"by {signed_by}: only an organisation's own key vouches for its "
+                                              "objects [rule: provenance]"))
+                continue
+            submitter = by_identity.get(signed_by)
+            if submitter is None:
+                failures.append(_failure(obj, f"{obj['id']}: its signer {signed_by} is not an organisation this node "
+                                              "knows [rule: provenance]"))
+                continue
+            foreign = False
+        else:
+            spec = SPECS.get(t)
+            kind = spec.kind if spec is not None else ("sdo" if "created" in obj else "sco")
+            if creator is None and kind in _STAMPED_KINDS and obj["id"] not in PREDEFINED_OBJECTS:
+                obj = {**obj, "created_by_ref": own}
+                creator = own
+            # a version in another known organisation's name: the store accepts it only as a marking-only
+            # tightening of an object that organisation published (rule: impersonation)
+            foreign = creator is not None and creator != own and creator in known
         try:
-            marked = policy.mark(obj)
+            marked = policy.mark(obj, submitter)
         except MarkingRefused as exc:
             failures.append(_failure(obj, f"{obj['id']}: {exc.detail} [rule: {exc.rule}]"))
             continue
         obj = marked.obj
+        if signer is not None and marked.origin == policy.submitter_org and obj["id"] not in PREDEFINED_OBJECTS:
+            obj = signer.sign(obj)  # the home organisation originates it: it leaves the node signed
+        elif verifier is not None and not marked.own & aud.reader_keys(provenance.home_org, policy.directory):
+            # the sender should not have sent it: its originator's markings do not reach this node
+            failures.append(_failure(obj, f"{obj['id']}: its markings do not release it to this node's organisation; "
+                                          "the sending node should not have sent it [rule: not-releasable-here]"))
+            continue
         try:
             raw = canonical(obj)
         except CanonicalError as exc:
@@ -87,11 +148,11 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
     return ok, failures
 
 
-def _prepare_slice(body: bytes, start: int, stop: int, allow_custom: bool, own: str,
-                   known: frozenset[str], policy: Policy) -> tuple[list[PreparedObject], list[Outcome]]:
+def _prepare_slice(body: bytes, start: int, stop: int, allow_custom: bool, own: str, known: frozenset[str],
+                   policy: Policy, provenance: Provenance) -> tuple[list[PreparedObject], list[Outcome]]:
     """Worker process: prepare objects[start:stop] of a serialised envelope."""
     objects = orjson.loads(body)["objects"]
-    return _prepare_objects(objects[start:stop], allow_custom, own, known, policy)
+    return _prepare_objects(objects[start:stop], allow_custom, own, known, policy, provenance)
 
 
 _MEANINGS: dict[bytes, Any] = {}  # a marking definition's canonical JSON -> its meaning (content-addressed)
@@ -127,10 +188,10 @@ def policy_for(store: Store, principal: Principal, collection: Collection, objec
     return policy
 
 
-def _failure(obj: Any, message: str) -> Outcome:
+def _failure(obj: Any, message: str, *, ok: bool = False) -> Outcome:
     oid = obj.get("id") if isinstance(obj, dict) else None
     version = (obj.get("modified") or obj.get("created") or "") if isinstance(obj, dict) else ""
-    return Outcome(oid if isinstance(oid, str) else "", version if isinstance(version, str) else "", False, message)
+    return Outcome(oid if isinstance(oid, str) else "", version if isinstance(version, str) else "", ok, message)
 
 
 def default_workers() -> int:
@@ -157,7 +218,8 @@ class Preparer:
             return self._pool
 
     def parts(self, principal: Principal, collection: Collection, objects: Sequence[Any], policy: Policy,
-              body: bytes | None = None) -> Iterator[tuple[list[PreparedObject], list[Outcome]]]:
+              body: bytes | None = None, provenance: Provenance = NO_PROVENANCE
+              ) -> Iterator[tuple[list[PreparedObject], list[Outcome]]]:
         """Prepared (objects, failures) parts of an envelope, in envelope order.
 
         Large envelopes are split across the worker processes; the parts are yielded as soon as
@@ -166,11 +228,11 @@ class Preparer:
         n = len(objects)
         if self.workers < 2 or n < PARALLEL_MIN_OBJECTS:
             yield _prepare_objects(objects, collection.allow_custom, principal.org.identity_id,
-                                   principal.known_identities, policy)
+                                   principal.known_identities, policy, provenance)
             return
         if body is None:
             body = orjson.dumps({"objects": objects})
-        args = (collection.allow_custom, principal.org.identity_id, principal.known_identities, policy)
+        args = (collection.allow_custom, principal.org.identity_id, principal.known_identities, policy, provenance)
         slices = self.workers * 2  # more slices than workers: the first part reaches the store sooner
         step = max(-(-n // slices), PARALLEL_MIN_OBJECTS // 2)
         try:
@@ -204,8 +266,10 @@ _INLINE = Preparer(workers=0)
 
 
 def ingest(store: Store, principal: Principal, collection: Collection, objects: Sequence[Any], *,
-           status_id: str | None = None, preparer: Preparer | None = None, body: bytes | None = None) -> StatusRecord:
-    """Validate, stamp and store one envelope in one transaction; returns its TAXII status resource."""
+           status_id: str | None = None, preparer: Preparer | None = None, body: bytes | None = None,
+           provenance: Provenance = NO_PROVENANCE, checkpoint: tuple[str, str] | None = None) -> StatusRecord:
+    """Validate, stamp, sign or verify, and store one envelope in one transaction; returns its TAXII status
+    resource. `checkpoint` (key, value) is made durable in the same transaction (partner sync)."""
     policy = policy_for(store, principal, collection, objects)
-    parts = (preparer or _INLINE).parts(principal, collection, objects, policy, body)
-    return store.add_objects(principal, collection, parts, status_id=status_id)
+    parts = (preparer or _INLINE).parts(principal, collection, objects, policy, body, provenance)
+    return store.add_objects(principal, collection, parts, status_id=status_id, checkpoint=checkpoint)

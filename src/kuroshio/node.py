@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pycountry
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .audit import HEAD_FILE, HeadFile
 from .config import CONFIG_FILE, ApiRootConfig, ConfigError, NodeConfig
-from .ingest import Preparer, ingest
+from .ingest import NO_PROVENANCE, Preparer, Provenance, ingest
 from .markings.definitions import TLP2, TLP_OBJECTS, kuroshio_objects
 from .principals import (
+    PARTNER_NODE_PREFIX,
     Principal,
     Role,
     User,
@@ -32,8 +34,10 @@ from .principals import (
     verify_password,
 )
 from .stix import timestamps
+from .stix.canonical import canonical
 from .stix.identifiers import new_id
-from .store import Collection, Store, open_store
+from .stix.signatures import SIGNATURE_EXTENSION, PinnedKey, Signer, Verifier, public_from_text
+from .store import Collection, Page, StatusRecord, Store, open_store
 
 DEFAULT_COLLECTIONS = (
     # alias, title, description, allow_custom, the marking of objects that carry none
@@ -79,6 +83,112 @@ class Node:
         self._logins_lock = threading.Lock()
         self.audit_head = HeadFile(config.home / HEAD_FILE, config.path(config.signing_key))
         store.on_audit = self.audit_head.write  # a signed copy of the audit chain's end, outside the database
+        self.signer = Signer.from_file(config.path(config.signing_key), config.identity)
+        self.verifier = Verifier(self.pinned_keys())
+        self._config_mtime = _mtime(config.home / CONFIG_FILE)
+        self._written = threading.Condition()  # notified after each write: wakes the pushes to partners
+        self.writes = 0  # how many writes this process has made (pushes wait for the next one)
+        self.tls_context: Any = None  # the running server's TLS context (tls.server_config), if any
+
+    # -- provenance --
+    def pinned_keys(self) -> list[PinnedKey]:
+        """The keys this node trusts: its own (current and retired) and each partner's."""
+        cfg = self.config
+        keys = [PinnedKey.of(self.signer.key.public_key(), cfg.identity, _micros(cfg.signing_key_since))]
+        entries = [(cfg.identity, k) for k in cfg.retired_keys]
+        entries += [(p.identity, k) for p in cfg.partners for k in p.keys]
+        for identity, k in entries:
+            keys.append(PinnedKey.of(public_from_text(k.public), identity, _micros(k.not_before),
+                                     _micros(k.not_after) if k.not_after else None))
+        return keys
+
+    @property
+    def home_org_id(self) -> int:
+        org = self.store.organisation(self.config.org)
+        if org is None:
+            raise NodeError(f"the node's organisation {self.config.org} is missing from the store")
+        return org.id
+
+    def reload_keys(self) -> None:
+        self.verifier = Verifier(self.pinned_keys())
+        self.trust_partner_cas()
+
+    def trust_partner_cas(self) -> None:
+        """Mutual TLS: let the running server accept client certificates of partners added since it started."""
+        cfg = self.config
+        if self.tls_context is not None and cfg.tls_client_ca and cfg.path(cfg.tls_client_ca).is_file():
+            self.tls_context.load_verify_locations(cafile=str(cfg.path(cfg.tls_client_ca)))
+
+    def refresh_config(self) -> bool:
+        """Pick up partner links and keys another process (`kuroshio partner ...`) changed in node.toml."""
+        path = self.config.home / CONFIG_FILE
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return False
+        if mtime == self._config_mtime:
+            return False
+        fresh = NodeConfig.load(self.config.home)
+        self.config.partners = fresh.partners
+        self.config.retired_keys = fresh.retired_keys
+        self._config_mtime = mtime
+        self.reload_keys()
+        return True
+
+    def provenance_for(self, principal: Principal) -> Provenance:
+        """A partner node's objects must verify; what the home organisation's users write is signed."""
+        if principal.username.startswith(PARTNER_NODE_PREFIX):
+            return Provenance(verifier=self.verifier, home_org=self.home_org_id, home_identity=self.config.identity)
+        if principal.org.home:
+            return Provenance(signer=self.signer)
+        return NO_PROVENANCE
+
+    def for_partner(self, principal: Principal, page: Page) -> Page:
+        """A page as a partner's node receives it. The partner's own objects are left out (it has them; no
+        echo). Reader copies that had parts removed no longer match their originator's signature: those
+        this node originated are signed again, as copies; those another organisation originated cannot be,
+        and are withheld (the partner would refuse them). Paging continues after every row read."""
+        if not principal.username.startswith(PARTNER_NODE_PREFIX) or not page.rows:
+            return page
+        partner = principal.org.identity_id.encode()
+        if not any(r.redacted or (r.raw is not None and partner in r.raw) for r in page.rows):
+            return page
+        rows = []
+        for r in page.rows:
+            if r.raw is None or not (r.redacted or partner in r.raw):
+                rows.append(r)
+                continue
+            obj = orjson.loads(r.raw)
+            ext = (obj.get("extensions") or {}).get(SIGNATURE_EXTENSION)
+            signer = ext.get("signer") if isinstance(ext, dict) else None
+            if signer == principal.org.identity_id:
+                continue  # the partner's own object
+            if r.redacted:
+                if signer != self.config.identity:
+                    continue
+                r = r._replace(raw=canonical(self.signer.sign(obj)))
+            rows.append(r)
+        dates = [r.date_added for r in page.rows]
+        return Page(rows, page.more, (min(dates), max(dates)))
+
+    def ingest(self, principal: Principal, coll: Collection, objects: list[Any], *, status_id: str | None = None,
+               body: bytes | None = None, checkpoint: tuple[str, str] | None = None,
+               provenance: Provenance | None = None) -> StatusRecord:
+        """The one way in, with this node's signing and verification (ingest.py)."""
+        record = ingest(self.store, principal, coll, objects, status_id=status_id, preparer=self.preparer, body=body,
+                        provenance=self.provenance_for(principal) if provenance is None else provenance,
+                        checkpoint=checkpoint)
+        if record.success_count:
+            with self._written:
+                self.writes += 1
+                self._written.notify_all()
+        return record
+
+    def wait_for_write(self, seen: int, timeout: float) -> int:
+        """Wait until this process has written more than `seen` times (or `timeout` seconds); the count."""
+        with self._written:
+            self._written.wait_for(lambda: self.writes > seen, timeout)
+            return self.writes
 
     # -- opening and creating --
     @classmethod
@@ -92,7 +202,8 @@ class Node:
 
     @classmethod
     def init(cls, home: str | Path, org: str, *, org_name: str | None = None, store_url: str | None = None,
-             port: int | None = None, api_root: str = "intel") -> Node:
+             port: int | None = None, api_root: str = "intel", tls: bool = False, mutual_tls: bool = False,
+             hosts: list[str] | None = None) -> Node:
         home = Path(home).resolve()
         if (home / CONFIG_FILE).exists():
             raise NodeError(f"{home} is already a node home ({CONFIG_FILE} exists): use another directory")
@@ -109,6 +220,13 @@ class Node:
         if port:
             config.port = port
         _write_signing_key(config.path(config.signing_key))
+        config.signing_key_since = timestamps.now()
+        if tls or mutual_tls:
+            from .tls import CLIENT_CAS, create_node_pki
+
+            create_node_pki(config, hosts)
+            if mutual_tls:
+                config.tls_client_ca = CLIENT_CAS
         config.save()
         store = open_store(config.store_url, base_dir=home)
         store.migrate()
@@ -139,7 +257,7 @@ class Node:
     def publish(self, objects: list[dict[str, Any]], alias: str = "shared") -> None:
         """Store objects as the node itself (in the shared collection by default); any refusal is an error."""
         coll = self.collection(self.config.default_api_root, alias)
-        record = ingest(self.store, self.operator(), coll, objects)
+        record = self.ingest(self.operator(), coll, objects)
         if record.failure_count:
             raise NodeError(f"the node could not publish its own objects: {record.details.decode()}")
 
@@ -230,6 +348,17 @@ class Node:
         if user.disabled or not token_matches(stored, parts[1]):
             return None
         return self.store.principal(user)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _micros(text: str) -> int:
+    return timestamps.to_micros(text) if text else 0
 
 
 def _country(code: str | None) -> str | None:

@@ -12,6 +12,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 ROLES = ("reader", "contributor", "admin")
+# A partner's node signs in to this node as the service user "node:<ORG>" of the partner organisation
+# (federation/links.py creates it; ':' is not allowed in the names of other users). What it sends must
+# carry its originators' signatures; what it reads is what its organisation may see.
+PARTNER_NODE_PREFIX = "node:"
 
 
 class Role(IntEnum):

@@ -72,7 +72,8 @@ def test_a_store_at_an_earlier_schema_upgrades_in_place(tmp_path: Any) -> None:
     conn.close()
     store = SqliteStore(path)
     try:
-        assert store.migrate() == 1
+        later = [f for f in folder.iterdir() if f.name.endswith(".sql") and int(f.name[:4]) > 2]
+        assert store.migrate() == len(later) >= 1
         assert store.migrate() == 0
         world = World(store)  # the upgraded schema takes the whole write and read path
         record = ingest(store, world.writer, world.coll, [indicator(0)])

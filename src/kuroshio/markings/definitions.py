@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..stix.canonical import canonical
+from ..stix.signatures import SIGNATURE_EXTENSION
+
 TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")  # from least to most restrictive
 
 TLP2_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
@@ -83,7 +86,8 @@ def kuroshio_objects() -> list[dict[str, Any]]:
     identity = {
         "type": "identity", "spec_version": "2.1", "id": KUROSHIO_IDENTITY, "created": DEFINED, "modified": DEFINED,
         "name": "Kuroshio", "identity_class": "system",
-        "description": "Defines the releasable-to and exercise marking extensions of Kuroshio nodes.",
+        "description": "Defines the releasable-to and exercise marking extensions and the object signature "
+                       "extension of Kuroshio nodes.",
     }
     releasable = {
         "type": "extension-definition", "spec_version": "2.1", "id": RELEASABLE_TO_EXTENSION,
@@ -107,10 +111,22 @@ def kuroshio_objects() -> list[dict[str, Any]]:
         "created_by_ref": KUROSHIO_IDENTITY, "name": "EXERCISE",
         "extensions": {EXERCISE_EXTENSION: {"extension_type": "property-extension", "exercise": True}},
     }
-    return [identity, releasable, exercise, marking]
+    signature = {
+        "type": "extension-definition", "spec_version": "2.1", "id": SIGNATURE_EXTENSION,
+        "created_by_ref": KUROSHIO_IDENTITY, "created": DEFINED, "modified": DEFINED,
+        "name": "Kuroshio object signature",
+        "description": "An Ed25519 signature by the organisation that vouches for the object, over the RFC 8785 "
+                       "canonical form of the object without the signature value: signer (identity ref), key_id, "
+                       "signed (timestamp) and signature (base64url).",
+        "schema": "https://kuroshio.invalid/extensions/signature/v1 (see docs/federation.md)",
+        "version": "1.0.0", "extension_types": ["property-extension"],
+    }
+    return [identity, releasable, exercise, marking, signature]
 
 
 TLP_OBJECTS = _tlp_objects()
+# every object a node holds without being told, by id: their canonical JSON (identical on every node)
+PREDEFINED_OBJECTS = {o["id"]: canonical(o) for o in [*TLP_OBJECTS.values(), *kuroshio_objects()]}
 
 
 def predefined() -> dict[str, Marking]:

@@ -73,10 +73,13 @@ class Policy:
                                                     "does not know: send the definition first, or use a TLP marking")
         return m
 
-    def mark(self, obj: dict[str, Any]) -> Marked:
+    def mark(self, obj: dict[str, Any], submitter: int | None = None) -> Marked:
+        """`submitter`: the organisation that vouches for this object when it is not the envelope's
+        submitter (a partner node relays objects signed by their originators)."""
         directory = self.directory
         creator = obj.get("created_by_ref")
-        origin = directory.by_identity.get(creator, self.submitter_org) if isinstance(creator, str) else self.submitter_org
+        fallback = self.submitter_org if submitter is None else submitter
+        origin = directory.by_identity.get(creator, fallback) if isinstance(creator, str) else fallback
         refs = obj.get("object_marking_refs") or []
         definition = obj.get("type") == "marking-definition"
         key = (tuple(refs), origin)

@@ -119,16 +119,24 @@ class Row(NamedTuple):
     version_text: str
     spec_version: str
     raw: bytes | None
+    redacted: bool = False  # raw is the reader's copy with parts removed, not the object as stored
 
 
 @dataclass(slots=True)
 class Page:
     rows: list[Row] = field(default_factory=list)
     more: bool = False
+    # the first and last date_added of the rows the page was read from, when rows were left out after the
+    # query (federation/links: a partner's own objects): paging goes on from there, never back
+    span: tuple[int, int] | None = None
 
     @property
     def next_cursor(self) -> int | None:
-        return self.rows[-1].date_added if self.more and self.rows else None
+        if not self.more:
+            return None
+        if self.span is not None:
+            return self.span[1]
+        return self.rows[-1].date_added if self.rows else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +184,9 @@ class Store(ABC):
     def user(self, username: str) -> User | None: ...
 
     @abstractmethod
+    def set_user_disabled(self, username: str, disabled: bool = True) -> bool: ...
+
+    @abstractmethod
     def user_by_id(self, user_id: int) -> User | None: ...
 
     @abstractmethod
@@ -208,12 +219,24 @@ class Store(ABC):
     @abstractmethod
     def add_objects(self, principal: Principal, collection: Collection,
                     parts: Iterable[tuple[Sequence[PreparedObject], Sequence[Outcome]]], *,
-                    status_id: str | None = None) -> StatusRecord:
+                    status_id: str | None = None, checkpoint: tuple[str, str] | None = None) -> StatusRecord:
         """Store one envelope, given as consecutive (objects, failures) parts, in one transaction with its status.
 
         Parts are consumed while the transaction is open, so a producer (the ingest workers) can
-        still be validating later parts while earlier ones are written.
+        still be validating later parts while earlier ones are written. `checkpoint` (key, value) is
+        written to the sync state in the same transaction: a partner sync step is durable with the
+        objects it covers, or not at all.
         """
+
+    @abstractmethod
+    def sync_state(self, key: str) -> str | None:
+        """The value last written under `key` (a partner link's checkpoint or health), or None."""
+
+    @abstractmethod
+    def set_sync_state(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def sync_states(self, prefix: str) -> dict[str, str]: ...
 
     @abstractmethod
     def query(self, principal: Principal, collection: Collection, flt: ObjectFilter, *,
@@ -425,6 +448,12 @@ class SqlStore(Store):
             uid = cur.fetchone()[0]
         return User(uid, username, org_id, role, password_hash, False)
 
+    def set_user_disabled(self, username: str, disabled: bool = True) -> bool:
+        """Disable (or enable) a user; a disabled user's password and tokens stop working. False: no such user."""
+        with self._write() as cur:
+            cur.execute(self._sql("UPDATE users SET disabled = ? WHERE username = ?"), (int(disabled), username))
+            return bool(cur.rowcount)
+
     _USER_COLS = "id, username, org_id, role, password_hash, disabled"
 
     @staticmethod
@@ -589,7 +618,7 @@ class SqlStore(Store):
     # -- objects: write --
     def add_objects(self, principal: Principal, collection: Collection,
                     parts: Iterable[tuple[Sequence[PreparedObject], Sequence[Outcome]]], *,
-                    status_id: str | None = None) -> StatusRecord:
+                    status_id: str | None = None, checkpoint: tuple[str, str] | None = None) -> StatusRecord:
         self._check(principal, collection, write=True)
         request_ts = _now_text()
         outcomes: list[Outcome] = []
@@ -698,11 +727,35 @@ class SqlStore(Store):
                 (record.id, record.api_root, record.collection_id, record.user_id, record.org_id, record.request_timestamp,
                  record.total_count, record.success_count, record.failure_count, record.pending_count, record.details),
             )
+            if checkpoint is not None:
+                self._put_sync_state(cur, *checkpoint)
             end = self._audit(cur, principal, "store", collection=collection, objects=stored,
                               refused=[(o.id, o.message) for o in outcomes if not o.ok])
             end = self._drain_reads(cur) or end
         self._publish_head(end)
         return record
+
+    # -- partner sync state --
+    def _put_sync_state(self, cur: Any, key: str, value: str) -> None:
+        cur.execute(self._sql("INSERT INTO sync_state (key, value, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO "
+                              "UPDATE SET value = excluded.value, updated = excluded.updated"),
+                    (key, value, _now_text()))
+
+    def sync_state(self, key: str) -> str | None:
+        with self._read() as cur:
+            cur.execute(self._sql("SELECT value FROM sync_state WHERE key = ?"), (key,))
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def set_sync_state(self, key: str, value: str) -> None:
+        with self._write_lock, self._write() as cur:
+            self._put_sync_state(cur, key, value)
+
+    def sync_states(self, prefix: str) -> dict[str, str]:
+        with self._read() as cur:
+            cur.execute(self._sql("SELECT key, value FROM sync_state WHERE substr(key, 1, ?) = ? ORDER BY key"),
+                        (len(prefix), prefix))
+            return {k: v for k, v in cur.fetchall()}
 
     def _deps(self, cur: Any, o: PreparedObject, local: dict[str, int]) -> bytes:
         """What an object's visibility depends on: [ends, members, audience ids of granular-marked members]."""
@@ -1139,7 +1192,7 @@ class SqlStore(Store):
         stored = self._views(cur, collection.no, wanted) if wanted else {}
         out = []
         for r in fetched:
-            raw = r[4] if type(r[4]) is bytes else bytes(r[4])
+            raw = original = r[4] if type(r[4]) is bytes else bytes(r[4])
             if r[5]:
                 if r[5] == SHAPE_GRANULAR and r[1] not in wanted:
                     pass  # the reader sees every part
@@ -1148,7 +1201,7 @@ class SqlStore(Store):
                 else:
                     granular = orjson.loads(r[6]) if r[6] else None
                     raw = redact(raw, r[5], granular, visible_aids.__contains__, visible_ids.__contains__)
-            out.append(Row(r[0], r[1], r[2], r[3], raw))
+            out.append(Row(r[0], r[1], r[2], r[3], raw, raw is not original and raw != original))
         return out
 
     def _views(self, cur: Any, coll: int, wanted: dict[int, int]) -> dict[int, bytes]:

@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..ingest import ingest
 from ..node import Node
 from ..principals import Principal, anonymous_principal
 from ..stix import timestamps
@@ -38,11 +37,15 @@ def _raw(body: bytes, status: int = 200, headers: dict[str, str] | None = None) 
     return Response(body, status_code=status, media_type=MEDIA_TYPE_TAXII, headers=headers)
 
 
-def _added_headers(rows: list[Row]) -> dict[str, str]:
-    if not rows:
+def _added_headers(page: Page) -> dict[str, str]:
+    rows = page.rows
+    if page.span is not None:
+        first, last = page.span  # rows were left out for a partner node: it continues after all of them
+    elif not rows:
         return {}
-    first = min(r.date_added for r in rows)
-    last = max(r.date_added for r in rows)
+    else:
+        first = min(r.date_added for r in rows)
+        last = max(r.date_added for r in rows)
     return {"X-TAXII-Date-Added-First": timestamps.from_micros(first),
             "X-TAXII-Date-Added-Last": timestamps.from_micros(last)}
 
@@ -173,14 +176,14 @@ class TaxiiApp:
     def get_objects(self, request: Request, principal: Principal) -> Response:
         coll = self._collection(request, principal)
         page = self.store.query(principal, coll, self._filter(request, filters.OBJECTS))
-        return self._envelope(page)
+        return self._envelope(self.node.for_partner(principal, page))
 
     def _envelope(self, page: Page) -> Response:
         parts = _page_head(page)
         if page.rows:
             parts += [b',"objects":[', b",".join([r.raw for r in page.rows if r.raw is not None]), b"]"]
         parts.append(b"}")
-        return _raw(b"".join(parts), headers=_added_headers(page.rows))
+        return _raw(b"".join(parts), headers=_added_headers(page))
 
     def get_object(self, request: Request, principal: Principal) -> Response:
         coll = self._collection(request, principal)
@@ -189,7 +192,7 @@ class TaxiiApp:
         page = self.store.query(principal, coll, flt, way="object")
         if not page.rows and flt.cursor is None:
             raise not_found("object")
-        return self._envelope(page)
+        return self._envelope(self.node.for_partner(principal, page))
 
     def delete_object(self, request: Request, principal: Principal) -> Response:
         coll = self._collection(request, principal, write=True)
@@ -215,7 +218,7 @@ class TaxiiApp:
             raise not_found("object")
         parts = _page_head(page)
         parts += [b',"versions":', orjson.dumps([_version_text(r) for r in page.rows]), b"}"]
-        return _raw(b"".join(parts), headers=_added_headers(page.rows))
+        return _raw(b"".join(parts), headers=_added_headers(page))
 
     def manifest(self, request: Request, principal: Principal) -> Response:
         coll = self._collection(request, principal)
@@ -227,7 +230,7 @@ class TaxiiApp:
                         "media_type": MEDIA_TYPE_STIX} for r in page.rows]
             parts += [b',"objects":', orjson.dumps(records)]
         parts.append(b"}")
-        return _raw(b"".join(parts), headers=_added_headers(page.rows))
+        return _raw(b"".join(parts), headers=_added_headers(page))
 
     async def add_objects(self, request: Request) -> Response:
         try:
@@ -250,8 +253,7 @@ class TaxiiApp:
             raise bad_request(f"The body is not valid JSON: {exc}.") from None
         if type(envelope) is not dict or type(envelope.get("objects", [])) is not list:
             raise bad_request("The body must be a TAXII envelope: a JSON object with an 'objects' list.")
-        record = ingest(self.store, principal, coll, envelope.get("objects", []), preparer=self.node.preparer,
-                        body=body)
+        record = self.node.ingest(principal, coll, envelope.get("objects", []), body=body)
         log.info("envelope stored collection=%s user=%s total=%d success=%d failure=%d", coll.alias,
                  principal.username, record.total_count, record.success_count, record.failure_count)
         return _raw(_status_body(record), status=202)

@@ -1,0 +1,89 @@
+"""Object signatures: Ed25519 over the canonical form, pinned keys, rotation, tampering."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kuroshio.stix import timestamps
+from kuroshio.stix.signatures import SIGNATURE_EXTENSION, PinnedKey, SignatureError, Signer, Verifier
+from kuroshio.stix.validate import validate
+
+TWN = "identity--0f5c8a48-2f3f-4a4e-9a56-6b6f0f3b1a01"
+JPN = "identity--5d0a1c55-0b3a-4c8b-8f1e-2f7c9d7e6a02"
+
+
+def signer(identity: str) -> tuple[Signer, Ed25519PrivateKey]:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return Signer(pem, identity), key
+
+
+def report(modified: str = "2026-03-01T00:00:00.000Z") -> dict[str, Any]:
+    return {"type": "report", "spec_version": "2.1", "id": "report--8d4b0f25-0d6c-4b7e-9e1a-5a4c3b2a1f00",
+            "created": "2026-03-01T00:00:00.000Z", "modified": modified, "name": "Kuroshio ☃ report",
+            "published": "2026-03-01T00:00:00Z", "report_types": ["threat-report"], "created_by_ref": TWN,
+            "object_refs": ["indicator--1d4b0f25-0d6c-4b7e-9e1a-5a4c3b2a1f01"], "x_score": 0.1}
+
+
+def test_a_signed_object_verifies_and_stays_valid_stix() -> None:
+    s, key = signer(TWN)
+    signed = s.sign(report())
+    ext = signed["extensions"][SIGNATURE_EXTENSION]
+    assert ext["signer"] == TWN and ext["key_id"] == s.key_id and len(ext["signature"]) == 86
+    assert validate(signed, allow_custom=True) is None
+    assert Verifier([PinnedKey.of(key.public_key(), TWN)]).verify(signed) == TWN
+    assert s.sign(report()) == signed  # deterministic: re-signing the same object changes nothing
+
+
+def test_any_change_breaks_the_signature() -> None:
+    s, key = signer(TWN)
+    verifier = Verifier([PinnedKey.of(key.public_key(), TWN)])
+    signed = s.sign(report())
+    for change in (lambda o: o.update(name="Kuroshio ☃ rep0rt"), lambda o: o["object_refs"].append(o["id"]),
+                   lambda o: o.update(x_score=0.2), lambda o: o.pop("created_by_ref"),
+                   lambda o: o.update(object_marking_refs=["marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487"])):
+        tampered = copy.deepcopy(signed)
+        change(tampered)
+        with pytest.raises(SignatureError) as err:
+            verifier.verify(tampered)
+        assert err.value.rule == "signature-invalid"
+
+
+def test_unknown_key_wrong_signer_missing_and_malformed_are_refused() -> None:
+    s, key = signer(TWN)
+    other, other_key = signer(JPN)
+    signed = s.sign(report())
+    with pytest.raises(SignatureError) as err:
+        Verifier([PinnedKey.of(other_key.public_key(), JPN)]).verify(signed)
+    assert err.value.rule == "signature-unknown-key"
+    # a key pinned for JPN cannot vouch for an object that claims TWN signed it
+    forged = copy.deepcopy(signed)
+    forged["extensions"][SIGNATURE_EXTENSION]["key_id"] = other.key_id
+    with pytest.raises(SignatureError) as err:
+        Verifier([PinnedKey.of(other_key.public_key(), JPN)]).verify(forged)
+    assert err.value.rule == "signature-wrong-signer"
+    verifier = Verifier([PinnedKey.of(key.public_key(), TWN)])
+    with pytest.raises(SignatureError) as err:
+        verifier.verify(report())
+    assert err.value.rule == "signature-missing"
+    bad = copy.deepcopy(signed)
+    bad["extensions"][SIGNATURE_EXTENSION]["signature"] = "!!not base64!!"
+    with pytest.raises(SignatureError) as err:
+        verifier.verify(bad)
+    assert err.value.rule in ("signature-malformed", "signature-invalid")
+
+
+def test_rotated_keys_keep_old_signatures_valid_and_refuse_new_ones() -> None:
+    s, key = signer(TWN)
+    retired_at = timestamps.to_micros("2026-06-01T00:00:00.000Z")
+    verifier = Verifier([PinnedKey.of(key.public_key(), TWN, not_after=retired_at)])
+    assert verifier.verify(s.sign(report("2026-05-31T23:59:59.000Z"))) == TWN
+    with pytest.raises(SignatureError) as err:
+        verifier.verify(s.sign(report("2026-06-01T00:00:00.001Z")))
+    assert err.value.rule == "signature-expired-key"
