@@ -72,6 +72,7 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
         t = obj["type"]
         creator = obj.get("created_by_ref")
         submitter: int | None = None
+        verified_raw: bytes | None = None  # the canonical form the signature check produced, when it did
         if verifier is not None:
             if obj["id"] in PREDEFINED_OBJECTS:
                 # the definitions every node holds: compared with ours, never stored from a partner
@@ -80,7 +81,7 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
                                                               "with this id [rule: predefined]", ok=same))
                 continue
             try:
-                signed_by = verifier.verify(obj)
+                signed_by, verified_raw = verifier.verify_canonical(obj)
             except SignatureError as exc:
                 failures.append(_failure(obj, f"{obj['id']}: {exc.detail} [rule: {exc.rule}]"))
                 continue
@@ -108,6 +109,7 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
             # a version in another known organisation's name: the store accepts it only as a marking-only
             # tightening of an object that organisation published (rule: impersonation)
             foreign = creator is not None and creator != own and creator in known
+        marked_in = obj
         try:
             marked = policy.mark(obj, submitter)
         except MarkingRefused as exc:
@@ -122,7 +124,7 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
                                           "the sending node should not have sent it [rule: not-releasable-here]"))
             continue
         try:
-            raw = canonical(obj)
+            raw = verified_raw if verified_raw is not None and obj is marked_in else canonical(obj)
         except CanonicalError as exc:
             failures.append(_failure(obj, f"{obj['id']}: cannot be serialised canonically: {exc} [rule: json]"))
             continue

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kuroshio.stix import timestamps
 from kuroshio.stix.signatures import SIGNATURE_EXTENSION, PinnedKey, SignatureError, Signer, Verifier
@@ -39,6 +41,11 @@ def test_a_signed_object_verifies_and_stays_valid_stix() -> None:
     assert validate(signed, allow_custom=True) is None
     assert Verifier([PinnedKey.of(key.public_key(), TWN)]).verify(signed) == TWN
     assert s.sign(report()) == signed  # deterministic: re-signing the same object changes nothing
+    # the canonical form rebuilt from the signed message is the object's own canonical form
+    from kuroshio.stix.canonical import canonical
+
+    signer_id, full = Verifier([PinnedKey.of(key.public_key(), TWN)]).verify_canonical(signed)
+    assert signer_id == TWN and full == canonical(signed)
 
 
 def test_any_change_breaks_the_signature() -> None:
@@ -87,3 +94,29 @@ def test_rotated_keys_keep_old_signatures_valid_and_refuse_new_ones() -> None:
     with pytest.raises(SignatureError) as err:
         verifier.verify(s.sign(report("2026-06-01T00:00:00.001Z")))
     assert err.value.rule == "signature-expired-key"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(extra=st.dictionaries(st.text(min_size=1, max_size=10).filter(lambda k: k not in report()), _json, max_size=5),
+       ext_extra=st.dictionaries(st.text(min_size=1, max_size=10), _json, max_size=2))
+def test_any_content_signs_and_verifies_and_rebuilds_its_canonical_form(extra: dict[str, Any],
+                                                                        ext_extra: dict[str, Any]) -> None:
+    from kuroshio.stix.canonical import canonical
+
+    s, key = _KEYS
+    obj = {**report(), **extra, "extensions": {"extension-definition--1d4b0f25-0d6c-4b7e-9e1a-5a4c3b2a1f02": {
+        "extension_type": "property-extension", **ext_extra}}}
+    signed = s.sign(obj)
+    signer_id, full = Verifier([PinnedKey.of(key.public_key(), TWN)]).verify_canonical(signed)
+    assert signer_id == TWN
+    assert full is None or full == canonical(signed)
+
+
+_KEYS = signer(TWN)

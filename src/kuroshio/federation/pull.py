@@ -16,6 +16,7 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
@@ -139,6 +140,7 @@ class PullReport:
     rejected: int = 0
     last_added: str = ""  # X-TAXII-Date-Added-Last of the last page with objects
     rejections: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)  # the checkpoint after the last page
 
 
 def pull_collection(node: Node, client: PartnerClient, alias: str, *, page: int = PAGE,
@@ -155,59 +157,79 @@ def pull_collection(node: Node, client: PartnerClient, alias: str, *, page: int 
     state = orjson.loads(raw) if raw else {"next": None, "added_after": None}
     url = client.collection_url(alias) + "objects/"
     report = PullReport()
-    while stop is None or not stop.is_set():
+
+    def params_of(st: dict[str, Any]) -> dict[str, str]:
         params = {"limit": str(page), "match[version]": "all"}
-        if state.get("next"):
-            params["next"] = state["next"]
-        elif state.get("added_after"):
-            params["added_after"] = state["added_after"]
-        try:
-            envelope, headers = client.get(url, params)
-        except PartnerError as exc:
-            if state.get("next") and exc.status in (400, 404, 410, 422):
-                # a `next` the server no longer honours (it restarted, or the token expired): continue from
-                # the last page's X-TAXII-Date-Added-Last instead; what comes twice is stored once
-                state = {"next": None, "added_after": state.get("added_after")}
-                node.store.set_sync_state(key, orjson.dumps(state).decode())
-            raise
-        if not isinstance(envelope, dict) or not isinstance(envelope.get("objects", []), list):
-            raise PartnerError(f"{link.org}: {url} answered something that is not a TAXII envelope")
-        objects = envelope.get("objects", [])
-        more = envelope.get("more") is True
-        nxt = envelope.get("next") if isinstance(envelope.get("next"), str) else None
-        last = headers.get("X-TAXII-Date-Added-Last")
-        if last is not None and timestamps.check(last) is not None:
-            raise PartnerError(f"{link.org}: X-TAXII-Date-Added-Last {last!r} is not a timestamp")
-        # added_after is tracked while following next too, so that a `next` the server forgets costs one page
-        after = last if objects and last else state.get("added_after")
-        new = {"next": nxt if more and nxt else None, "added_after": after}
-        report.pages += 1
-        if objects:
-            record = node.ingest(principal, coll, objects, checkpoint=(key, orjson.dumps(new).decode()))
-            report.received += len(objects)
-            report.stored += record.success_count
-            report.rejected += record.failure_count
-            if record.failure_count:
-                for entry in orjson.loads(record.details)["failures"]:
-                    if "message" in entry and len(report.rejections) < 20:
-                        report.rejections.append(entry["message"])
-            report.last_added = last or report.last_added
-        elif new != state:
-            node.store.set_sync_state(key, orjson.dumps(new).decode())
-        state = new
-        if not more:
-            break
-        if more and not nxt and not (objects and last):
-            raise PartnerError(f"{link.org}: {url} says there is more but offers neither next nor "
-                               "X-TAXII-Date-Added-Last to continue from")
+        if st.get("next"):
+            params["next"] = st["next"]
+        elif st.get("added_after"):
+            params["added_after"] = st["added_after"]
+        return params
+
+    # the next page is fetched while this one is verified and stored: the partner serves as we write
+    with ThreadPoolExecutor(1, thread_name_prefix=f"prefetch-{link.org}") as prefetch:
+        pending = prefetch.submit(client.get, url, params_of(state))
+        while stop is None or not stop.is_set():
+            pending, more = _pull_page(node, principal, coll, client, url, key, state, pending, prefetch, params_of,
+                                       report)
+            state = report.state
+            if not more:
+                break
     return report
+
+
+def _pull_page(node: Node, principal: Any, coll: Any, client: PartnerClient, url: str, key: str,
+               state: dict[str, Any], pending: Future[Any], prefetch: ThreadPoolExecutor, params_of: Any,
+               report: PullReport) -> tuple[Future[Any], bool]:
+    """Store one fetched page with its checkpoint, having asked for the next one already."""
+    link = client.link
+    try:
+        envelope, headers = pending.result()
+    except PartnerError as exc:
+        if state.get("next") and exc.status in (400, 404, 410, 422):
+            # a `next` the server no longer honours (it restarted, or the token expired): continue from
+            # the last page's X-TAXII-Date-Added-Last instead; what comes twice is stored once
+            state = {"next": None, "added_after": state.get("added_after")}
+            node.store.set_sync_state(key, orjson.dumps(state).decode())
+        raise
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("objects", []), list):
+        raise PartnerError(f"{link.org}: {url} answered something that is not a TAXII envelope")
+    objects = envelope.get("objects", [])
+    more = envelope.get("more") is True
+    nxt = envelope.get("next") if isinstance(envelope.get("next"), str) else None
+    last = headers.get("X-TAXII-Date-Added-Last")
+    if last is not None and timestamps.check(last) is not None:
+        raise PartnerError(f"{link.org}: X-TAXII-Date-Added-Last {last!r} is not a timestamp")
+    # added_after is tracked while following next too, so that a `next` the server forgets costs one page
+    after = last if objects and last else state.get("added_after")
+    new = {"next": nxt if more and nxt else None, "added_after": after}
+    if more and not nxt and not (objects and last):
+        raise PartnerError(f"{link.org}: {url} says there is more but offers neither next nor "
+                           "X-TAXII-Date-Added-Last to continue from")
+    if more:
+        pending = prefetch.submit(client.get, url, params_of(new))
+    report.pages += 1
+    if objects:
+        record = node.ingest(principal, coll, objects, checkpoint=(key, orjson.dumps(new).decode()))
+        report.received += len(objects)
+        report.stored += record.success_count
+        report.rejected += record.failure_count
+        if record.failure_count:
+            for entry in orjson.loads(record.details)["failures"]:
+                if "message" in entry and len(report.rejections) < 20:
+                    report.rejections.append(entry["message"])
+        report.last_added = last or report.last_added
+    elif new != state:
+        node.store.set_sync_state(key, orjson.dumps(new).decode())
+    report.state = new
+    return pending, more
 
 
 def merge(total: Any, part: Any) -> None:
     """Add one collection's report to a link's: counts add up, lists extend, the latest text wins."""
     for name in type(total).__dataclass_fields__:
         mine, theirs = getattr(total, name), getattr(part, name)
-        setattr(total, name, (theirs or mine) if isinstance(mine, str) else mine + theirs)
+        setattr(total, name, (theirs or mine) if isinstance(mine, (str, dict)) else mine + theirs)
 
 
 def record_health(node: Node, org: str, *, report: PullReport | None = None, error: str | None = None,
