@@ -102,3 +102,44 @@ def test_serve_answers_taxii_and_stops_on_signal(home: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert proc.returncode in (0, -signal.SIGINT)
+
+
+def test_partner_commands_link_two_nodes_and_sync_them(tmp_path: Path) -> None:
+    twn, jpn = tmp_path / "twn", tmp_path / "jpn"
+    ports = []
+    for h, org in ((twn, "TWN"), (jpn, "JPN")):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+        run("init", h, "--org", org, "--port", str(ports[-1]))
+    for h, org in ((twn, "TWN"), (jpn, "JPN")):
+        (tmp_path / f"{org}.card").write_text(run("partner", "card", h).stdout)
+    token_for_jpn = run("partner", "add", twn, "--card", tmp_path / "JPN.card").stdout.strip().splitlines()[-1]
+    token_for_twn = run("partner", "add", jpn, "--card", tmp_path / "TWN.card").stdout.strip().splitlines()[-1]
+    run("partner", "credentials", twn, "JPN", "--token", token_for_twn)
+    run("partner", "credentials", jpn, "TWN", "--token", token_for_jpn)
+    assert (twn / "keys" / "partners" / "JPN.token").stat().st_mode & 0o077 == 0
+    assert "JPN" in run("partner", "list", twn).stdout
+    bad = run("partner", "add", twn, "--card", tmp_path / "nope.card", check=False)
+    assert bad.returncode == 1 and "cannot read the partner card" in bad.stderr
+    server = subprocess.Popen([*KUROSHIO, "serve", str(twn), "--no-sync", "--log-level", "warning"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{ports[0]}/taxii2/")
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        synced = run("sync", jpn, "--partner", "TWN", "--no-push").stdout
+        assert "TWN: pulled" in synced and "rejected 0" in synced
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+    status = [orjson.loads(line) for line in run("partner", "status", jpn, "--json").stdout.splitlines()]
+    assert status[0]["org"] == "TWN" and status[0]["received"] >= 1 and status[0]["last_success"]
+    run("partner", "remove", jpn, "TWN")
+    assert not (jpn / "keys" / "partners" / "TWN.token").exists()
+    assert "none" in run("partner", "list", jpn).stdout

@@ -97,8 +97,9 @@ class HeadFile:
         assert isinstance(pub, Ed25519PublicKey)
         return pub
 
-    def write(self, seq: int, chain_hash: str) -> None:
-        current = self.read()
+    def write(self, seq: int, chain_hash: str, *, force: bool = False) -> None:
+        """Sign and write the chain's end; `force`: rewrite it as it is (after the node's key was rotated)."""
+        current = None if force else self.read()
         if current is not None and current[0] >= seq:
             return  # another process wrote a later head
         message = f"{seq}:{chain_hash}".encode()

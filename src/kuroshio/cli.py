@@ -35,12 +35,14 @@ user_app = typer.Typer(no_args_is_help=True, help="Manage users and API tokens."
 collection_app = typer.Typer(no_args_is_help=True, help="Manage collections and which organisations may use them.")
 org_app = typer.Typer(no_args_is_help=True, help="Manage partner organisations: community, clients, country.")
 audit_app = typer.Typer(no_args_is_help=True, help="Verify and read the tamper-evident audit log.")
+key_app = typer.Typer(no_args_is_help=True, help="The node's signing key.")
 partner_app = typer.Typer(no_args_is_help=True, help="Link partner nodes: cards, links, credentials, sync status.")
 app.add_typer(user_app, name="user")
 app.add_typer(collection_app, name="collection")
 app.add_typer(org_app, name="org")
 app.add_typer(audit_app, name="audit")
 app.add_typer(partner_app, name="partner")
+app.add_typer(key_app, name="key")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -346,6 +348,21 @@ def org_list(home: HomeArg) -> None:
     finally:
         node.close()
     out.print(table)
+
+
+@key_app.command("rotate")
+def key_rotate(home: HomeArg) -> None:
+    """Replace the node's signing key; what the old key signed stays verifiable. Send partners the new card."""
+    node = _open(home)
+    try:
+        kid = node.rotate_key()
+    except (NodeError, ValueError, OSError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    out.print(f"New signing key {kid}. Partners verify what it signs once they have the new card: "
+              f"`kuroshio partner card {home}`, then `kuroshio partner add DIR --card FILE` at each partner.",
+              markup=False)
 
 
 @partner_app.command("card")

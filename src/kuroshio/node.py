@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .audit import HEAD_FILE, HeadFile
-from .config import CONFIG_FILE, ApiRootConfig, ConfigError, NodeConfig
+from .config import CONFIG_FILE, ApiRootConfig, ConfigError, KeyConfig, NodeConfig
 from .ingest import NO_PROVENANCE, Preparer, Provenance, ingest
 from .markings.definitions import TLP2, TLP_OBJECTS, kuroshio_objects
 from .principals import (
@@ -36,7 +36,7 @@ from .principals import (
 from .stix import timestamps
 from .stix.canonical import canonical
 from .stix.identifiers import new_id
-from .stix.signatures import SIGNATURE_EXTENSION, PinnedKey, Signer, Verifier, public_from_text
+from .stix.signatures import SIGNATURE_EXTENSION, PinnedKey, Signer, Verifier, public_from_text, public_text
 from .store import Collection, Page, StatusRecord, Store, open_store
 
 DEFAULT_COLLECTIONS = (
@@ -102,6 +102,34 @@ class Node:
                                      _micros(k.not_after) if k.not_after else None))
         return keys
 
+    def rotate_key(self) -> str:
+        """Replace the node's signing key: the old key is retired (its public half stays in node.toml with the
+        moment it stopped signing, so what it signed stays verifiable), the audit head is signed again.
+        Returns the new key id. Partners need the new partner card."""
+        cfg = self.config
+        head = self.audit_head.read()  # verified with the old key before it goes
+        old = self.signer.key.public_key()
+        now = timestamps.now()
+        path = cfg.path(cfg.signing_key)
+        fresh = path.with_name(f".{path.name}.new")
+        fresh.unlink(missing_ok=True)
+        _write_signing_key(fresh)
+        os.replace(fresh.with_suffix(".pub"), path.with_suffix(".pub"))
+        os.replace(fresh, path)
+        cfg.retired_keys.append(KeyConfig(public_text(old), cfg.signing_key_since, now))
+        cfg.signing_key_since = now
+        cfg.save()
+        self._load_signing_key()
+        if head is not None:
+            self.audit_head.write(head[0], head[1], force=True)
+        return self.signer.key_id
+
+    def _load_signing_key(self) -> None:
+        self.signer = Signer.from_file(self.config.path(self.config.signing_key), self.config.identity)
+        self.audit_head = HeadFile(self.config.home / HEAD_FILE, self.config.path(self.config.signing_key))
+        self.store.on_audit = self.audit_head.write
+        self.reload_keys()
+
     @property
     def home_org_id(self) -> int:
         org = self.store.organisation(self.config.org)
@@ -132,7 +160,11 @@ class Node:
         self.config.partners = fresh.partners
         self.config.retired_keys = fresh.retired_keys
         self._config_mtime = mtime
-        self.reload_keys()
+        if fresh.signing_key_since != self.config.signing_key_since:  # the key was rotated by `kuroshio key`
+            self.config.signing_key_since = fresh.signing_key_since
+            self._load_signing_key()
+        else:
+            self.reload_keys()
         return True
 
     def provenance_for(self, principal: Principal) -> Provenance:

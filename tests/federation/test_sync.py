@@ -229,3 +229,32 @@ def test_push_delivers_what_the_partner_may_see_once_and_sends_nothing_back(fed:
     again = push(twn, twn.config.partner("JPN"))
     assert again.sent == 0  # the cursor held: nothing is sent twice
     assert fed.versions("JPN", jpn_own["id"]) == 1
+
+
+def test_rotated_keys_keep_old_objects_verifiable_and_refuse_the_retired_key(fed: Federation) -> None:
+    from kuroshio import audit
+    from kuroshio.stix import timestamps
+    from kuroshio.stix.signatures import Signer
+
+    twn, jpn = fed.nodes["TWN"], fed.nodes["JPN"]
+    before = indicator(twn.config.identity, [TLP2["green"]])
+    twn.publish([before])
+    retired = Signer(twn.signer.pem, twn.config.identity)
+    old_kid = twn.signer.key_id
+    assert twn.rotate_key() != old_kid
+    assert audit.verify(twn.store.audit_rows(), twn.audit_head.read()) == []  # the head was signed again
+    now = timestamps.now()
+    after = indicator(twn.config.identity, [TLP2["green"]], created=now, modified=now)
+    twn.publish([after])
+    links.add_partner(jpn, fed.card("TWN"))  # JPN takes TWN's new card: both keys, the old one retired
+    fed.pull("JPN", "TWN")
+    held = fed.objects("JPN")
+    assert jpn.verifier.verify(held[before["id"]]) == twn.config.identity
+    assert held[after["id"]]["extensions"][SIGNATURE_EXTENSION]["key_id"] != old_kid
+    # a version signed with the retired key after it was retired is refused (a stolen old key forges nothing new)
+    later = timestamps.now()
+    forged = retired.sign(indicator(twn.config.identity, [TLP2["green"]], created=later, modified=later))
+    principal = jpn.store.principal(jpn.store.user(links.service_username("TWN")))
+    record = jpn.ingest(principal, jpn.collection("intel", "shared"), [forged])
+    assert "[rule: signature-expired-key]" in orjson.loads(record.details)["failures"][0]["message"]
+    assert "signature-expired-key" in " ".join(r[2].decode() for r in jpn.store.audit_rows())
