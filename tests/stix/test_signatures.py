@@ -117,6 +117,9 @@ def test_any_content_signs_and_verifies_and_rebuilds_its_canonical_form(extra: d
     signer_id, full = Verifier([PinnedKey.of(key.public_key(), TWN)]).verify_canonical(signed)
     assert signer_id == TWN
     assert full is None or full == canonical(signed)
+    # the signing side builds the stored form the same way: it must be the object's canonical form
+    unsigned, message = s.unsigned(obj)
+    assert s.signed_raw(unsigned, message, s.signature(message)) == canonical(signed)
 
 
 _KEYS = signer(TWN)

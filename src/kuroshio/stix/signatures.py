@@ -110,14 +110,35 @@ class Signer:
 
     def sign(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The object with this node's signature (any earlier signature extension is replaced)."""
+        out, message = self.unsigned(obj)
+        return with_signature(out, self.signature(message))
+
+    def unsigned(self, obj: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        """The object with this node's signature extension but no signature yet, and the message to sign."""
         ext = {"extension_type": "property-extension", "signer": self.identity, "key_id": self.key_id}
         out = {**obj, "extensions": {**(obj.get("extensions") or {}), SIGNATURE_EXTENSION: ext}}
+        return out, canonical(out)
+
+    def signature(self, message: bytes) -> str:
+        """The signature of a message, base64url (libsodium releases the GIL: callable from threads)."""
         self.key  # noqa: B018 (loads the key)
         assert self._sodium is not None
-        signature = self._sodium.sign(canonical(out)).signature
-        out["extensions"][SIGNATURE_EXTENSION] = {
-            **ext, "signature": base64.urlsafe_b64encode(signature).rstrip(b"=").decode()}
-        return out
+        return base64.urlsafe_b64encode(self._sodium.sign(message).signature).rstrip(b"=").decode()
+
+    def signed_raw(self, unsigned: dict[str, Any], message: bytes, signature: str) -> bytes:
+        """The canonical JSON of the signed object: the message with the signature member put in its sorted
+        place between key_id and signer (serialised again only if that place is not unambiguous)."""
+        tail = b'"key_id":"' + self.key_id.encode() + b'","signer":'
+        if message.count(tail) == 1:
+            return message.replace(tail, b'"key_id":"' + self.key_id.encode() + b'","signature":"'
+                                   + signature.encode() + b'","signer":')
+        return canonical(with_signature(unsigned, signature))
+
+
+def with_signature(unsigned: dict[str, Any], signature: str) -> dict[str, Any]:
+    exts = unsigned["extensions"]
+    return {**unsigned, "extensions": {**exts, SIGNATURE_EXTENSION: {**exts[SIGNATURE_EXTENSION],
+                                                                     "signature": signature}}}
 
 
 @dataclass(frozen=True, slots=True)
