@@ -323,3 +323,21 @@ def test_id_lookups_work_across_index_levels(world: World) -> None:
                                                       ObjectFilter(ids=[objs[0]["id"]])).rows] == [TS]
     assert world.store.delete(world.writer, world.coll, objs[0]["id"], ObjectFilter(versions=["all"])) == 1
     assert world.store.query(world.reader, world.coll, ObjectFilter(ids=[objs[0]["id"]])).rows == []
+
+
+def test_a_checkpoint_commits_with_its_objects_or_not_at_all(world: World) -> None:
+    s = world.store
+    record = ingest(s, world.writer, world.coll, [indicator(0)], checkpoint=("pull:JPN:shared", '{"next": "a"}'))
+    assert record.success_count == 1 and s.sync_state("pull:JPN:shared") == '{"next": "a"}'
+
+    def failing() -> Any:
+        yield [], []
+        raise RuntimeError("the writer died mid-envelope")
+
+    with pytest.raises(RuntimeError):
+        s.add_objects(world.writer, world.coll, failing(), checkpoint=("pull:JPN:shared", '{"next": "b"}'))
+    assert s.sync_state("pull:JPN:shared") == '{"next": "a"}'  # rolled back with the envelope
+    s.set_sync_state("pull:JPN:intel", "1")
+    s.set_sync_state("push:JPN:shared", "2")
+    assert s.sync_states("pull:JPN:") == {"pull:JPN:intel": "1", "pull:JPN:shared": '{"next": "a"}'}
+    assert s.sync_state("nothing") is None
