@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -63,9 +63,7 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
     ok: list[PreparedObject] = []
     failures: list[Outcome] = []
     signer, verifier = provenance.signer, provenance.verifier
-    to_sign: list[tuple[int, dict[str, Any], bytes]] = []  # (index in ok, unsigned object, message)
-    batches: list[Future[list[str]]] = []
-    sent = 0  # how many of to_sign are in batches already
+    to_sign: list[tuple[int, dict[str, Any], bytes]] = []  # (index in ok, unsigned object, leaf message)
     by_identity = policy.directory.by_identity
     for obj in objects:
         problem = validate(obj, allow_custom=allow_custom)
@@ -120,18 +118,14 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
             continue
         obj = marked.obj
         if signer is not None and marked.origin == policy.submitter_org and obj["id"] not in PREDEFINED_OBJECTS:
-            # the home organisation originates it: it leaves the node signed. The signatures are made in
-            # batches on other threads while this one goes on with the next objects (libsodium releases the
-            # GIL); the canonical form is the signed message with the signature put in.
+            # the home organisation originates it: it leaves the node signed, in batches (one signature
+            # per batch root, a Merkle proof per object: stix/signatures.py) once the envelope is prepared
             try:
                 obj, message = signer.unsigned(obj)
             except CanonicalError as exc:
                 failures.append(_failure(obj, f"{obj['id']}: cannot be serialised canonically: {exc} [rule: json]"))
                 continue
             to_sign.append((len(ok), obj, message))
-            if len(to_sign) - sent >= _SIGN_BATCH:
-                batches.append(_signing_pool().submit(_sign_all, signer, [m for _, _, m in to_sign[sent:]]))
-                sent = len(to_sign)
             raw = b""
         elif verifier is not None and not marked.own & aud.reader_keys(provenance.home_org, policy.directory):
             # the sender should not have sent it: its originator's markings do not reach this node
@@ -165,30 +159,10 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
         ))
     if to_sign:
         assert signer is not None
-        signatures: list[str] = []
-        for batch in batches:
-            signatures += batch.result()
-        signatures += _sign_all(signer, [m for _, _, m in to_sign[sent:]])
-        for (i, unsigned, message), signature in zip(to_sign, signatures, strict=True):
-            ok[i] = ok[i]._replace(raw=signer.signed_raw(unsigned, message, signature))
+        signed = signer.sign_batch([m for _, _, m in to_sign])
+        for (i, unsigned, message), (proof, signature) in zip(to_sign, signed, strict=True):
+            ok[i] = ok[i]._replace(raw=signer.signed_raw(unsigned, message, proof, signature))
     return ok, failures
-
-
-_SIGN_BATCH = 64
-_SIGNING: ThreadPoolExecutor | None = None
-_SIGNING_LOCK = threading.Lock()
-
-
-def _signing_pool() -> ThreadPoolExecutor:
-    global _SIGNING
-    with _SIGNING_LOCK:
-        if _SIGNING is None:
-            _SIGNING = ThreadPoolExecutor(max(1, min(4, (os.cpu_count() or 2) - 1)), thread_name_prefix="sign")
-        return _SIGNING
-
-
-def _sign_all(signer: Signer, messages: list[bytes]) -> list[str]:
-    return [signer.signature(m) for m in messages]
 
 
 def _prepare_slice(body: bytes, start: int, stop: int, allow_custom: bool, own: str, known: frozenset[str],

@@ -34,7 +34,6 @@ from .principals import (
     verify_password,
 )
 from .stix import timestamps
-from .stix.canonical import canonical
 from .stix.identifiers import new_id
 from .stix.signatures import SIGNATURE_EXTENSION, PinnedKey, Signer, Verifier, public_from_text, public_text
 from .store import Collection, Page, StatusRecord, Store, open_store
@@ -186,6 +185,7 @@ class Node:
         if not any(r.redacted or (r.raw is not None and partner in r.raw) for r in page.rows):
             return page
         rows = []
+        resign: list[tuple[int, dict[str, Any], bytes]] = []  # (index in rows, unsigned copy, leaf message)
         for r in page.rows:
             if r.raw is None or not (r.redacted or partner in r.raw):
                 rows.append(r)
@@ -198,8 +198,13 @@ class Node:
             if r.redacted:
                 if signer != self.config.identity:
                     continue
-                r = r._replace(raw=canonical(self.signer.sign(obj)))
+                unsigned, message = self.signer.unsigned(obj)
+                resign.append((len(rows), unsigned, message))
             rows.append(r)
+        if resign:  # the copies of this page signed as one batch
+            signed = self.signer.sign_batch([m for _, _, m in resign])
+            for (i, unsigned, message), (proof, signature) in zip(resign, signed, strict=True):
+                rows[i] = rows[i]._replace(raw=self.signer.signed_raw(unsigned, message, proof, signature))
         dates = [r.date_added for r in page.rows]
         return Page(rows, page.more, (min(dates), max(dates)))
 

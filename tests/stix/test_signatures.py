@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 import pytest
@@ -37,7 +38,7 @@ def test_a_signed_object_verifies_and_stays_valid_stix() -> None:
     s, key = signer(TWN)
     signed = s.sign(report())
     ext = signed["extensions"][SIGNATURE_EXTENSION]
-    assert ext["signer"] == TWN and ext["key_id"] == s.key_id and len(ext["signature"]) == 86
+    assert ext["signer"] == TWN and ext["key_id"] == s.key_id and len(ext["signature"]) == 86 and "proof" not in ext
     assert validate(signed, allow_custom=True) is None
     assert Verifier([PinnedKey.of(key.public_key(), TWN)]).verify(signed) == TWN
     assert s.sign(report()) == signed  # deterministic: re-signing the same object changes nothing
@@ -119,7 +120,54 @@ def test_any_content_signs_and_verifies_and_rebuilds_its_canonical_form(extra: d
     assert full is None or full == canonical(signed)
     # the signing side builds the stored form the same way: it must be the object's canonical form
     unsigned, message = s.unsigned(obj)
-    assert s.signed_raw(unsigned, message, s.signature(message)) == canonical(signed)
+    (proof, signature), = s.sign_batch([message])
+    assert s.signed_raw(unsigned, message, proof, signature) == canonical(signed)
 
 
 _KEYS = signer(TWN)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 65, 130])
+def test_a_batch_signs_each_object_verifiably_and_no_proof_moves_to_another(n: int) -> None:
+    from kuroshio.stix.canonical import canonical
+    from kuroshio.stix.signatures import with_signature
+
+    s, key = _KEYS
+    verifier = Verifier([PinnedKey.of(key.public_key(), TWN)])
+    objs = [{**report(), "id": f"report--{uuid.UUID(int=i + 1, version=4)}", "name": f"r{i}"} for i in range(n)]
+    unsigned = [s.unsigned(o) for o in objs]
+    signed = s.sign_batch([m for _, m in unsigned])
+    assert len({sig for _, sig in signed}) == -(-n // 64)  # one signature per batch of 64
+    full = []
+    for (u, m), (proof, sig) in zip(unsigned, signed, strict=True):
+        obj = with_signature(u, proof, sig)
+        assert verifier.verify(obj) == TWN
+        assert s.signed_raw(u, m, proof, sig) == canonical(obj)
+        full.append(obj)
+    if n > 1:
+        # a proof taken from another object of the batch does not vouch for this one
+        swapped = copy.deepcopy(full[0])
+        swapped["extensions"][SIGNATURE_EXTENSION]["proof"] = full[1]["extensions"][SIGNATURE_EXTENSION]["proof"]
+        with pytest.raises(SignatureError) as err:
+            verifier.verify(swapped)
+        assert err.value.rule == "signature-invalid"
+        # nor does changing the content of one object of a verified batch
+        changed = copy.deepcopy(full[1])
+        changed["name"] = "changed"
+        with pytest.raises(SignatureError):
+            verifier.verify(changed)
+
+
+def test_one_object_signed_in_two_batches_is_the_same_content() -> None:
+    from kuroshio.stix.canonical import canonical
+    from kuroshio.stix.signatures import same_content, with_signature
+
+    s, _ = _KEYS
+    one, other = report(), {**report(), "id": "report--1d4b0f25-0d6c-4b7e-9e1a-5a4c3b2a1f09"}
+    alone = canonical(s.sign(one))
+    u, m = s.unsigned(one)
+    (proof, sig), _ = s.sign_batch([m, s.unsigned(other)[1]])
+    in_batch = canonical(with_signature(u, proof, sig))
+    assert alone != in_batch and same_content(alone, in_batch)
+    assert same_content(alone, canonical(one))  # signed or not, it is the same version
+    assert not same_content(alone, canonical(s.sign({**one, "name": "another name"})))

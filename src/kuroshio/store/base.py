@@ -31,6 +31,7 @@ from ..markings.policy import SHAPE_CONTAINER, SHAPE_GRANULAR, SHAPE_SIGHTING
 from ..markings.redact import mask_of, redact, views
 from ..principals import Access, Organisation, Principal, Role, User
 from ..stix import timestamps
+from ..stix.signatures import same_content
 
 MEDIA_TYPE_STIX = "application/stix+json;version=2.1"
 
@@ -651,7 +652,7 @@ class SqlStore(Store):
                     key = (o.id, o.version)
                     earlier = seen.get(key)
                     if earlier is not None:
-                        same = earlier == o.raw
+                        same = same_content(earlier, o.raw)
                         outcomes.append(Outcome(o.id, o.version_text, same, "duplicate in this envelope" if same else
                                                 "another object with the same id and version is earlier in this envelope"))
                         continue
@@ -951,7 +952,7 @@ class SqlStore(Store):
         r = cur.fetchone()
         if r is None:
             return None
-        if bytes(r[0]) == o.raw:
+        if same_content(bytes(r[0]), o.raw):
             return Outcome(o.id, o.version_text, True, "already stored")
         return Outcome(o.id, o.version_text, False, "a different object with the same id and version is already stored")
 
