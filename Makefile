@@ -35,6 +35,7 @@ bench: $(BENCH)
 	$(VENV)/bin/python bench/validate_vs_oasis.py
 	$(VENV)/bin/python bench/taxii_vs_medallion.py
 	$(VENV)/bin/python bench/releasability.py
+	$(VENV)/bin/python bench/federation.py
 
 # the long releasability campaign: 100,000 generated populations against the reference model (~40 min)
 campaign: $(STAMP)
