@@ -169,6 +169,7 @@ class Node:
     def provenance_for(self, principal: Principal) -> Provenance:
         """A partner node's objects must verify; what the home organisation's users write is signed."""
         if principal.username.startswith(PARTNER_NODE_PREFIX):
+            self.refresh_config()  # keys pinned by `kuroshio partner add` in another process count at once
             return Provenance(verifier=self.verifier, home_org=self.home_org_id, home_identity=self.config.identity)
         if principal.org.home:
             return Provenance(signer=self.signer)
