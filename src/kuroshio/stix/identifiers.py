@@ -29,3 +29,11 @@ def uuid_version(value: str) -> int:
 
 def new_id(object_type: str) -> str:
     return f"{object_type}--{uuid.uuid4()}"
+
+
+def sco_id(object_type: str, contributing: dict[str, object]) -> str:
+    """The deterministic id of a cyber-observable: UUIDv5 over the RFC 8785 form of its ID contributing
+    properties (STIX 2.1 part 1, section 2.9), so the same observable seen twice has one id."""
+    from .canonical import canonical
+
+    return f"{object_type}--{uuid.uuid5(SCO_NAMESPACE, canonical(contributing).decode())}"

@@ -1,0 +1,1 @@
+"""The joint cyber-defence centre: observations from partners' sensors, indicator matching, sightings."""
