@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kuroshio.correlate.observations import Malformed, Reading, eve_observation, read_eve
+from kuroshio.correlate.observations import Malformed, Reading, eve_observation, read_eve, read_zeek
 from kuroshio.stix.validate import validate
 
 DNS = (b'{"timestamp":"2017-01-30T16:12:27.027213+0100","flow_id":1,"event_type":"dns","src_ip":"172.21.3.254",'
@@ -73,3 +73,56 @@ def test_real_suricata_logs_including_a_damaged_one(data_dir: Path) -> None:
     damaged = list(read_eve((folder / "surevego_eve_broken.json").read_bytes().splitlines(), broken))
     assert sum(broken.skipped.values()) > 0 and damaged  # counted and skipped, the rest read
     assert len(damaged) + sum(broken.skipped.values()) <= broken.lines
+
+
+TSV = """#separator \\x09
+#set_separator\t,
+#empty_field\t(empty)
+#unset_field\t-
+#path\tdns
+#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tquery\tanswers
+#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tvector[string]
+1379288667.706265\tC1\t192.168.33.10\t1032\t192.168.33.1\t53\tudp\twww.example.org\twww.example.net,93.184.216.34
+1379288668.0\tC2\t192.168.33.10\t1033\t192.168.33.1\t53\tudp\t-\t(empty)
+1379288669.0\tC3\t192.168.33.10\tnot-a-port\t192.168.33.1\t53\tudp\tx.org\t-
+too\tfew
+"""
+
+
+def test_zeek_tsv_with_its_header_and_counted_bad_lines() -> None:
+    reading = Reading()
+    observations = list(read_zeek(TSV.splitlines(), reading))
+    assert [o.kind for o in observations] == ["dns", "dns"]
+    first = observations[0]
+    assert first.time == "2013-09-15T23:44:27.706Z"
+    values = {o.get("value") for o in first.objects}
+    assert {"www.example.org", "www.example.net", "93.184.216.34", "192.168.33.10"} <= values
+    assert reading.skipped == {"bad-number": 1, "wrong-field-count": 1}
+
+
+def test_zeek_json_wrapped_or_plain() -> None:
+    line = ('{"http": {"ts": 1402307733.473, "id.orig_h": "192.249.113.37", "id.orig_p": 58808, '
+            '"id.resp_h": "72.163.4.161", "id.resp_p": 80, "host": "www.cisco.com", "uri": "/a b|c"}}')
+    obs = next(read_zeek([line]))
+    assert obs.kind == "http" and any(o.get("value") == "http://www.cisco.com/a%20b%7Cc" for o in obs.objects)
+    plain = '{"ts": "2018-03-24T17:15:20.600843Z", "id.orig_h": "10.0.0.1", "id.resp_h": "10.0.0.2", "proto": "tcp"}'
+    obs = next(read_zeek([plain], path_hint="conn"))
+    assert obs.time == "2018-03-24T17:15:20.600Z" and obs.kind == "conn"
+
+
+def test_real_zeek_logs_give_valid_stix_and_never_crash(data_dir: Path) -> None:
+    import gzip
+
+    folders = [data_dir / "logs" / "zeek-json", data_dir / "logs" / "zeek-tsv"]
+    files = [f for folder in folders if folder.is_dir() for f in sorted(folder.iterdir()) if f.stat().st_size < 200_000]
+    if not files:
+        pytest.skip("no Zeek samples in ../shared/data/logs")
+    seen = 0
+    for f in files:
+        reading = Reading()
+        with (gzip.open if f.suffix == ".gz" else open)(f, "rb") as fp:
+            for obs in read_zeek(fp, reading, f.name.split("_", 1)[-1].split(".")[0]):
+                for obj in obs.objects:
+                    assert validate(obj) is None, (f.name, obj)
+                    seen += 1
+    assert seen > 1000

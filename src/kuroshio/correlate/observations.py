@@ -1,4 +1,4 @@
-"""Observations from sensors' logs as STIX 2.1 cyber-observables: Suricata EVE JSON (Zeek follows).
+"""Observations from sensors' logs as STIX 2.1 cyber-observables: Suricata EVE JSON and Zeek (JSON and TSV).
 
 One log line becomes one `Observation`: when it was seen, the STIX cyber-observable objects it
 shows (addresses, domain names, URLs, files with their hashes, certificates, the network traffic
@@ -9,16 +9,19 @@ cannot be read are counted by reason (`Malformed`) and skipped: garbage in a log
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 from ..stix.identifiers import sco_id
 from ..stix.properties import is_hostname
+from ..stix.validate import validate
 
 MAX_LINE = 1 << 20  # a longer line is not a sensor event
 
@@ -81,6 +84,24 @@ def _domain(obs: Observation, value: Any) -> str | None:
 _HASHES = (("md5", "MD5"), ("sha1", "SHA-1"), ("sha256", "SHA-256"))
 
 
+def _url(scheme: str, host: str, path: str) -> str:
+    """An absolute URI (RFC 3986) from a request's host and target: characters a URI may not hold as they
+    are (spaces, |, {, }, non-ASCII) are percent-encoded, as a browser would send them."""
+    target = path if path.startswith("/") else "/" + path
+    return f"{scheme}://{host}{quote(target, safe=_URI_SAFE)}"
+
+
+_URI_SAFE = "/:?#[]@!$&'()*+,;=%-._~"
+
+
+def _add_url(obs: Observation, value: str) -> None:
+    """A url SCO, when the value is an absolute URI STIX accepts (a request to a bare internal host name
+    or with a malformed target is not one)."""
+    obj = {"type": "url", "spec_version": "2.1", "id": "url--00000000-0000-5000-8000-000000000000", "value": value}
+    if validate(obj) is None:
+        obs.add({"type": "url", "value": value}, ("value",))
+
+
 def eve_observation(line: bytes | str) -> Observation | None:
     """The observation in one EVE JSON line; None for events that show no observable (stats);
     Malformed for a line that is not a Suricata event."""
@@ -126,8 +147,7 @@ def eve_observation(line: bytes | str) -> Observation | None:
         path = http.get("url")
         if isinstance(host, str) and isinstance(path, str):
             scheme = "https" if event.get("dest_port") == 443 else "http"
-            obs.add({"type": "url", "value": f"{scheme}://{host}{path if path.startswith('/') else '/' + path}"},
-                    ("value",))
+            _add_url(obs, _url(scheme, host, path))
     tls = event.get("tls")
     if isinstance(tls, dict):
         _domain(obs, tls.get("sni"))
@@ -176,3 +196,183 @@ def read_eve(lines: Iterable[bytes | str], reading: Reading | None = None) -> It
             continue
         if obs is not None:
             yield obs
+
+
+# -- Zeek --------------------------------------------------------------------------------------------
+
+
+def _zeek_time(value: Any) -> str:
+    """Zeek's epoch seconds, or the ISO 8601 time some exporters write, as a STIX UTC timestamp."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            try:
+                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise Malformed("bad-timestamp") from None
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+            return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if not isinstance(value, (int, float)) or not 0 <= value < 32503680000:
+        raise Malformed("bad-timestamp")
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def zeek_observation(path: str, record: dict[str, Any]) -> Observation:
+    """The observation in one Zeek record of log `path` (conn, dns, http, ssl, files, x509, ...)."""
+    obs = Observation(_zeek_time(record.get("ts")), path)
+    src, dst = _address(obs, record.get("id.orig_h")), _address(obs, record.get("id.resp_h"))
+    if src and dst:
+        traffic: dict[str, Any] = {"type": "network-traffic", "src_ref": src, "dst_ref": dst, "start": obs.time,
+                                   "protocols": [str(record.get("proto") or "ip").lower()]}
+        service = record.get("service")
+        if isinstance(service, str) and service and service.lower() not in traffic["protocols"]:
+            traffic["protocols"].append(service.lower().split(",")[0])
+        for key, stix_key in (("id.orig_p", "src_port"), ("id.resp_p", "dst_port")):
+            port = record.get(key)
+            if isinstance(port, int) and 0 <= port <= 65535:
+                traffic[stix_key] = port
+        obs.add(traffic, ("start", "src_ref", "dst_ref", "src_port", "dst_port", "protocols"))
+    if path == "dns":
+        _domain(obs, record.get("query"))
+        for answer in record.get("answers") or []:
+            try:
+                _address(obs, answer)
+            except Malformed:
+                _domain(obs, answer)  # a CNAME or other name answer
+    elif path == "http":
+        host, uri = record.get("host"), record.get("uri")
+        _domain(obs, host)
+        if isinstance(host, str) and isinstance(uri, str) and is_hostname(host.lower()):
+            _add_url(obs, _url("http", host.lower(), uri))
+    elif path == "ssl":
+        _domain(obs, record.get("server_name"))
+    elif path == "files":
+        f: dict[str, Any] = {"type": "file"}
+        hashes = {stix: record[eve].lower() for eve, stix in _HASHES if isinstance(record.get(eve), str)}
+        if hashes:
+            f["hashes"] = hashes
+        name = record.get("filename")
+        if isinstance(name, str) and name:
+            f["name"] = name.replace("\\", "/").rsplit("/", 1)[-1] or name
+        if isinstance(record.get("total_bytes"), int) and record["total_bytes"] >= 0:
+            f["size"] = record["total_bytes"]
+        if "hashes" in f or "name" in f:
+            obs.add(f, ("hashes", "name", "extensions", "parent_directory_ref"))
+        for host in [*(record.get("tx_hosts") or []), *(record.get("rx_hosts") or [])]:
+            _address(obs, host)
+    elif path == "x509":
+        cert: dict[str, Any] = {"type": "x509-certificate"}
+        for key, stix_key in (("certificate.serial", "serial_number"), ("certificate.subject", "subject"),
+                              ("certificate.issuer", "issuer")):
+            if isinstance(record.get(key), str) and record[key]:
+                cert[stix_key] = record[key]
+        fingerprint = record.get("fingerprint")
+        if isinstance(fingerprint, str) and len(fingerprint) in (40, 64):
+            cert["hashes"] = {"SHA-1" if len(fingerprint) == 40 else "SHA-256": fingerprint.lower()}
+        if len(cert) > 1:
+            obs.add(cert, ("hashes", "serial_number"))
+    return obs
+
+
+_ZEEK_INTS = ("port", "count", "int")
+
+
+def _tsv_value(raw: str, kind: str, header: dict[str, str]) -> Any:
+    if raw == header.get("unset_field", "-"):
+        return None
+    if kind.startswith(("set[", "vector[", "table[")):
+        if raw == header.get("empty_field", "(empty)"):
+            return []
+        inner = kind[kind.index("[") + 1:-1]
+        return [_tsv_value(v, inner, header) for v in raw.split(header.get("set_separator", ","))]
+    if kind in _ZEEK_INTS:
+        try:
+            return int(raw)
+        except ValueError:
+            raise Malformed("bad-number") from None
+    if kind in ("time", "interval", "double"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise Malformed("bad-number") from None
+    if kind == "bool":
+        return raw == "T"
+    return raw
+
+
+def _until_damaged(lines: Iterable[bytes | str], reading: Reading) -> Iterator[bytes | str]:
+    """The lines of a file, stopping (and counting it) where a compressed file is cut or damaged."""
+    it = iter(lines)
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except (EOFError, OSError, zlib.error):
+            reading.skipped["damaged-file"] += 1
+            return
+
+
+def zeek_records(lines: Iterable[bytes | str], reading: Reading, path_hint: str = "") -> Iterator[tuple[str, dict]]:
+    """(log path, record) from Zeek JSON lines or a TSV log with its header; bad lines are counted."""
+    header: dict[str, str] = {}
+    fields: list[str] = []
+    types: list[str] = []
+    for line in _until_damaged(lines, reading):
+        reading.lines += 1
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        text = text.rstrip("\r\n")
+        if not text.strip():
+            continue
+        if len(text) > MAX_LINE:
+            reading.skipped["too-long"] += 1
+            continue
+        if text.startswith("#"):
+            key, _, value = text[1:].partition(header.get("separator", "\t") if fields or "separator" in header
+                                                else " ")
+            if key == "separator":
+                header["separator"] = value.encode().decode("unicode_escape")
+            elif key == "fields":
+                fields = value.split(header.get("separator", "\t"))
+            elif key == "types":
+                types = value.split(header.get("separator", "\t"))
+            else:
+                header[key] = value
+            continue
+        try:
+            if text.startswith("{"):
+                record = orjson.loads(text)
+                if not isinstance(record, dict):
+                    raise Malformed("not-a-record")
+                path = path_hint
+                if len(record) == 1 and isinstance(next(iter(record.values())), dict):
+                    path, record = next(iter(record.items()))  # {"http": {...}} as some pipelines write
+                yield (path or header.get("path", ""), record)
+            elif fields:
+                values = text.split(header.get("separator", "\t"))
+                if len(values) != len(fields):
+                    raise Malformed("wrong-field-count")
+                kinds = types if len(types) == len(fields) else ["string"] * len(fields)
+                record = {}
+                for name, kind, raw in zip(fields, kinds, values, strict=True):
+                    value = _tsv_value(raw, kind, header)
+                    if value is not None:
+                        record[name] = value
+                yield (header.get("path", path_hint), record)
+            else:
+                raise Malformed("no-header")
+        except orjson.JSONDecodeError:
+            reading.skipped["not-json"] += 1
+        except Malformed as exc:
+            reading.skipped[exc.reason] += 1
+
+
+def read_zeek(lines: Iterable[bytes | str], reading: Reading | None = None, path_hint: str = "") -> Iterator[Observation]:
+    """Observations from a Zeek log (JSON lines or TSV); malformed lines are counted and skipped."""
+    r = reading if reading is not None else Reading()
+    for path, record in zeek_records(lines, r, path_hint):
+        try:
+            yield zeek_observation(path, record)
+        except Malformed as exc:
+            r.skipped[exc.reason] += 1
