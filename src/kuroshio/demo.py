@@ -112,14 +112,9 @@ def jpn_objects(identity: str) -> list[dict[str, Any]]:
 def prepare_demo(home: Path, port: int, data: Path, console: Console, *,
                  jpn_identity: dict[str, Any] | None = None) -> tuple[Node, dict[str, str]]:
     """TWN's demo node. With `jpn_identity` (the JPN node's), JPN is that organisation, ready to link."""
-    home = home.resolve()
-    fresh = not (home / CONFIG_FILE).exists()
-    node = Node.init(home, "TWN", org_name="Taiwan", port=port) if fresh else Node.open(home)
-    creds_file = home / "demo-credentials.json"
+    node, fresh, creds = _demo_node(home, "TWN", "Taiwan", port)
     if fresh:
-        _, token = node.add_user("analyst", Role.CONTRIBUTOR, password=DEMO_PASSWORD, token=True)
         node.add_user("reader", Role.READER, password=DEMO_PASSWORD)
-        node.add_user("admin", Role.ADMIN, password=DEMO_PASSWORD)
         if jpn_identity is not None:
             node.store.add_organisation("JPN", jpn_identity, community=node.config.community, country="JP")
         # Japan's liaison officer: a partner in TWN's community, reading the shared collection
@@ -127,10 +122,6 @@ def prepare_demo(home: Path, port: int, data: Path, console: Console, *,
         node.add_user("liaison", Role.READER, org="JPN", password=DEMO_PASSWORD)
         node.store.grant(node.collection(node.config.default_api_root, "shared").id, jpn.id, can_read=True,
                          can_write=False)
-        fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"token": token}, f)
-    creds = json.loads(creds_file.read_text())
     coll = node.collection(node.config.default_api_root, "shared")
     jpn_org = node.store.organisation("JPN")
     assert jpn_org is not None
@@ -147,10 +138,12 @@ def prepare_demo(home: Path, port: int, data: Path, console: Console, *,
     return node, creds
 
 
-def prepare_jpn(home: Path, port: int, console: Console) -> tuple[Node, dict[str, str]]:
+def _demo_node(home: Path, org: str, name: str, port: int) -> tuple[Node, bool, dict[str, str]]:
+    """A demo node, created with its analyst and admin on first use (re-used after); whether it is new;
+    the analyst's API token, kept in DIR/demo-credentials.json (mode 0600)."""
     home = home.resolve()
     fresh = not (home / CONFIG_FILE).exists()
-    node = Node.init(home, "JPN", org_name="Japan", port=port) if fresh else Node.open(home)
+    node = Node.init(home, org, org_name=name, port=port) if fresh else Node.open(home)
     creds_file = home / "demo-credentials.json"
     if fresh:
         _, token = node.add_user("analyst", Role.CONTRIBUTOR, password=DEMO_PASSWORD, token=True)
@@ -158,10 +151,15 @@ def prepare_jpn(home: Path, port: int, console: Console) -> tuple[Node, dict[str
         fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"token": token}, f)
+    return node, fresh, json.loads(creds_file.read_text())
+
+
+def prepare_jpn(home: Path, port: int, console: Console) -> tuple[Node, dict[str, str]]:
+    node, _, creds = _demo_node(home, "JPN", "Japan", port)
     record = node.ingest(node.operator(), node.collection(node.config.default_api_root, "shared"),
                          jpn_objects(node.config.identity))
     console.print(f"  JPN demo set: {record.success_count} objects in 'shared'")
-    return node, json.loads(creds_file.read_text())
+    return node, creds
 
 
 def link_nodes(a: Node, b: Node) -> None:
@@ -171,13 +169,8 @@ def link_nodes(a: Node, b: Node) -> None:
     if a.config.partner(b.config.org) is not None and b.config.partner(a.config.org) is not None:
         return
 
-    def card_of(n: Node) -> links.Card:
-        c = links.card(n)
-        return links.Card(c["org"], c["name"], c["identity"], c["url"],
-                          [links.KeyConfig(k["public"], k["not_before"], k["not_after"]) for k in c["keys"]])
-
-    token_for_b = links.add_partner(a, card_of(b), poll_interval=1.0)
-    token_for_a = links.add_partner(b, card_of(a), poll_interval=1.0)
+    token_for_b = links.add_partner(a, links.parse_card(links.card(b), "TWN/JPN demo"), poll_interval=1.0)
+    token_for_a = links.add_partner(b, links.parse_card(links.card(a), "TWN/JPN demo"), poll_interval=1.0)
     links.set_credentials(a, b.config.org, token_for_a)
     links.set_credentials(b, a.config.org, token_for_b)
 

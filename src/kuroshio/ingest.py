@@ -75,31 +75,11 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
         submitter: int | None = None
         verified_raw: bytes | None = None  # the canonical form the signature check produced, when it did
         if verifier is not None:
-            if obj["id"] in PREDEFINED_OBJECTS:
-                # the definitions every node holds: compared with ours, never stored from a partner
-                same = canonical(obj) == PREDEFINED_OBJECTS[obj["id"]]
-                failures.append(_failure(obj, "" if same else f"{obj['id']}: differs from the predefined object "
-                                                              "with this id [rule: predefined]", ok=same))
+            proven = _partner_origin(obj, verifier, provenance, by_identity)
+            if isinstance(proven, Outcome):
+                failures.append(proven)
                 continue
-            try:
-                signed_by, verified_raw = verifier.verify_canonical(obj)
-            except SignatureError as exc:
-                failures.append(_failure(obj, f"{obj['id']}: {exc.detail} [rule: {exc.rule}]"))
-                continue
-            if signed_by == provenance.home_identity:
-                # our own object, back from a partner (as that partner may see it): the original is here
-                failures.append(_failure(obj, "", ok=True))
-                continue
-            if creator is not None and creator in by_identity and creator != signed_by:
-                failures.append(_failure(obj, f"{obj['id']}: created_by_ref names {creator} but the object is signed "
-                                              f"by {signed_by}: only an organisation's own key vouches for its "
-                                              "objects [rule: provenance]"))
-                continue
-            submitter = by_identity.get(signed_by)
-            if submitter is None:
-                failures.append(_failure(obj, f"{obj['id']}: its signer {signed_by} is not an organisation this node "
-                                              "knows [rule: provenance]"))
-                continue
+            submitter, verified_raw = proven
             foreign = False
         else:
             spec = SPECS.get(t)
@@ -163,6 +143,33 @@ def _prepare_objects(objects: Iterable[Any], allow_custom: bool, own: str, known
         for (i, unsigned, message), (proof, signature) in zip(to_sign, signed, strict=True):
             ok[i] = ok[i]._replace(raw=signer.signed_raw(unsigned, message, proof, signature))
     return ok, failures
+
+
+def _partner_origin(obj: dict[str, Any], verifier: Verifier, provenance: Provenance,
+                    by_identity: dict[str, int]) -> tuple[int, bytes | None] | Outcome:
+    """For an object a partner's node sent: the organisation that vouches for it (its verified signer) and
+    the canonical form the check produced; or the outcome that ends its way in here."""
+    if obj["id"] in PREDEFINED_OBJECTS:
+        # the definitions every node holds: compared with ours, never stored from a partner
+        same = canonical(obj) == PREDEFINED_OBJECTS[obj["id"]]
+        return _failure(obj, "" if same else f"{obj['id']}: differs from the predefined object with this id "
+                                             "[rule: predefined]", ok=same)
+    try:
+        signed_by, verified_raw = verifier.verify_canonical(obj)
+    except SignatureError as exc:
+        return _failure(obj, f"{obj['id']}: {exc.detail} [rule: {exc.rule}]")
+    if signed_by == provenance.home_identity:
+        # our own object, back from a partner (as that partner may see it): the original is here
+        return _failure(obj, "", ok=True)
+    creator = obj.get("created_by_ref")
+    if creator is not None and creator in by_identity and creator != signed_by:
+        return _failure(obj, f"{obj['id']}: created_by_ref names {creator} but the object is signed by {signed_by}: "
+                             "only an organisation's own key vouches for its objects [rule: provenance]")
+    submitter = by_identity.get(signed_by)
+    if submitter is None:
+        return _failure(obj, f"{obj['id']}: its signer {signed_by} is not an organisation this node knows "
+                             "[rule: provenance]")
+    return submitter, verified_raw
 
 
 def _prepare_slice(body: bytes, start: int, stop: int, allow_custom: bool, own: str, known: frozenset[str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -129,8 +130,9 @@ class Node:
         self.store.on_audit = self.audit_head.write
         self.reload_keys()
 
-    @property
+    @functools.cached_property
     def home_org_id(self) -> int:
+        """The id of the organisation running the node (it never changes: looked up once)."""
         org = self.store.organisation(self.config.org)
         if org is None:
             raise NodeError(f"the node's organisation {self.config.org} is missing from the store")

@@ -113,10 +113,15 @@ class Served:
             self.proc = None
 
 
+def start_sync(home: Path, partner: str, mode: str) -> subprocess.Popen[bytes]:
+    """`kuroshio sync` with small pages, so that a kill lands between many commits."""
+    return subprocess.Popen([*CLI, "sync", str(home), "--partner", partner, mode, "--page", "50"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def sync_killed(home: Path, partner: str, mode: str, rng: random.Random) -> None:
     """Start `kuroshio sync` and kill -9 it at a random moment."""
-    proc = subprocess.Popen([*CLI, "sync", str(home), "--partner", partner, mode, "--page", "50"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_sync(home, partner, mode)
     time.sleep(startup() + rng.uniform(0.0, 2.0))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -201,8 +206,7 @@ def test_kill_9_during_push_of_either_node_loses_nothing(tmp_path: Path) -> None
         for i in range(KILLS):
             if i % 3 == 2:
                 # the receiving node dies mid-envelope instead, and comes back
-                proc = subprocess.Popen([*CLI, "sync", str(tmp_path / "TWN"), "--partner", "JPN", "--no-pull",
-                                         "--page", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                proc = start_sync(tmp_path / "TWN", "JPN", "--no-pull")
                 time.sleep(startup() + rng.uniform(0.0, 2.0))
                 jpn.kill()
                 proc.wait(60)

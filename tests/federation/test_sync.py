@@ -221,7 +221,13 @@ def test_push_delivers_what_the_partner_may_see_once_and_sends_nothing_back(fed:
     jpn_own = indicator(jpn.config.identity, [TLP2["green"]])
     jpn.publish([jpn_own])
     fed.pull("TWN", "JPN")  # TWN now holds JPN's object: it must not push it back
+    as_jpn = links.partner_principal(twn, "JPN")
+    visible = twn.store.query(as_jpn, twn.collection("intel", "shared"), ObjectFilter(versions=("all",), limit=10000))
+    signers = [orjson.loads(r.raw)["extensions"][SIGNATURE_EXTENSION]["signer"] for r in visible.rows]
+    from_jpn = signers.count(jpn.config.identity)
+    assert from_jpn >= 1  # JPN's own objects are among what JPN may read at TWN ...
     first = push(twn, twn.config.partner("JPN"))
+    assert first.sent == len(signers) - from_jpn  # ... and are all that push leaves out
     held = fed.objects("JPN")
     assert shared["id"] in held and rel_jpn["id"] in held and home_only["id"] not in held
     assert first.rejected == 0 and first.sent == first.accepted

@@ -26,7 +26,7 @@ import orjson
 from .. import tls
 from ..config import DIRECTIONS, KeyConfig, PartnerConfig
 from ..node import Node, NodeError
-from ..principals import PARTNER_NODE_PREFIX, Role, new_token
+from ..principals import PARTNER_NODE_PREFIX, Principal, Role, new_token
 from ..stix import timestamps
 from ..stix.signatures import public_from_text, public_text
 from ..stix.validate import validate
@@ -81,6 +81,11 @@ def read_card(path: Path) -> Card:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise NodeError(f"{path} is not JSON ({exc}): pass the file `kuroshio partner card` wrote") from None
+    return parse_card(data, str(path))
+
+
+def parse_card(data: Any, path: str) -> Card:
+    """A partner card as card() writes it, checked; `path` names where it came from in errors."""
     if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
         raise NodeError(f"{path} is not a Kuroshio partner card (expected \"format\": \"{CARD_FORMAT}\")")
     org, identity, keys = data.get("org"), data.get("identity"), data.get("keys")
@@ -117,6 +122,14 @@ def read_card(path: Path) -> Card:
 
 def service_username(org: str) -> str:
     return f"{PARTNER_NODE_PREFIX}{org}"
+
+
+def partner_principal(node: Node, org: str) -> Principal:
+    """The principal a partner's node acts as here: what it may read, and in whose name it writes."""
+    user = node.store.user(service_username(org))
+    if user is None or user.disabled:
+        raise NodeError(f"partner {org} has no active service user here: run `kuroshio partner add` again")
+    return node.store.principal(user)
 
 
 def add_partner(node: Node, partner_card: Card, *, direction: str = "both", collections: list[str] | None = None,

@@ -65,6 +65,13 @@ class RateLimit:
                 time.sleep(delay)
 
 
+_COLLECTION_URLS: dict[tuple[str, str], str] = {}  # (discovery URL, alias) -> collection URL
+
+
+def forget_collection(link: PartnerConfig, alias: str) -> None:
+    _COLLECTION_URLS.pop((link.url, alias), None)
+
+
 class PartnerClient:
     """A TAXII 2.1 client for one partner link (bearer token or client certificate; https with a pinned CA)."""
 
@@ -77,7 +84,6 @@ class PartnerClient:
         verify = tls.client_context(node.config, link.ca_file, link.client_cert, link.client_key)
         self.http = httpx.Client(headers=headers, timeout=timeout, verify=verify, follow_redirects=False)
         self.limit = RateLimit(link.max_requests_per_second)
-        self._collections: dict[str, str] = {}
 
     def close(self) -> None:
         self.http.close()
@@ -111,9 +117,11 @@ class PartnerClient:
             raise PartnerError(f"{self.link.org}: {r.request.url} answered something that is not JSON ({exc})") from None
 
     def collection_url(self, alias: str) -> str:
-        """The URL of the partner's collection with this alias (or id, or title), found by discovery."""
-        if alias in self._collections:
-            return self._collections[alias]
+        """The URL of the partner's collection with this alias (or id, or title), found by discovery once per
+        link (a pull every few seconds need not walk discovery again); forget() drops it after a failure."""
+        known = _COLLECTION_URLS.get((self.link.url, alias))
+        if known is not None:
+            return known
         discovery, _ = self.get(self.link.url)
         roots = discovery.get("api_roots") if isinstance(discovery, dict) else None
         if not isinstance(roots, list) or not roots:
@@ -127,7 +135,7 @@ class PartnerClient:
             for c in (found.get("collections") or []) if isinstance(found, dict) else []:
                 if isinstance(c, dict) and alias in (c.get("alias"), c.get("id"), c.get("title")):
                     url = urljoin(root_url, f"collections/{c['id']}/")
-                    self._collections[alias] = url
+                    _COLLECTION_URLS[(self.link.url, alias)] = url
                     return url
         raise PartnerError(f"{self.link.org}: no collection '{alias}' that this node may read at {self.link.url}")
 
@@ -148,10 +156,7 @@ def pull_collection(node: Node, client: PartnerClient, alias: str, *, page: int 
     """Pull everything new in one exchanged collection, page by page, each page durable with its checkpoint."""
     link = client.link
     coll = node.collection(node.config.default_api_root, alias)
-    user = node.store.user(links.service_username(link.org))
-    if user is None or user.disabled:
-        raise NodeError(f"partner {link.org} has no active service user here: run `kuroshio partner add` again")
-    principal = node.store.principal(user)
+    principal = links.partner_principal(node, link.org)
     key = links.checkpoint_key(link.org, alias)
     raw = node.store.sync_state(key)
     state = orjson.loads(raw) if raw else {"next": None, "added_after": None}
@@ -259,13 +264,12 @@ def record_health(node: Node, org: str, *, report: PullReport | None = None, err
                 (timestamps.now_micros() - timestamps.to_micros(h["last_added"])) / 1e6, 3)
         h["backlog"] = 0  # a pull ends when the partner says there is nothing more
     if pushed is not None:
-        if not pushed.sent and h.get("push_backlog", 0) == 0 and "last_push" in h:
+        if not pushed.sent and "last_push" in h:
             return  # nothing new: spare the write
         h["last_push"] = now
         h["consecutive_errors"] = 0
         h["pushed"] = h.get("pushed", 0) + pushed.sent
         h["push_rejected"] = h.get("push_rejected", 0) + pushed.rejected
-        h["push_backlog"] = pushed.backlog
         if pushed.rejections:
             h["last_push_rejections"] = pushed.rejections[-5:]
     node.store.set_sync_state(key, orjson.dumps(h).decode())
@@ -277,7 +281,11 @@ def pull(node: Node, link: PartnerConfig, *, stop: threading.Event | None = None
     total = PullReport()
     try:
         for alias in link.collections:
-            merge(total, pull_collection(node, client, alias, stop=stop, page=page))
+            try:
+                merge(total, pull_collection(node, client, alias, stop=stop, page=page))
+            except PartnerError:
+                forget_collection(link, alias)  # the partner may have moved it: discover again next time
+                raise
     except (PartnerError, NodeError) as exc:
         record_health(node, link.org, error=str(exc))
         raise

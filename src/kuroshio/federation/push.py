@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 
 from ..config import PartnerConfig
-from ..node import Node, NodeError
+from ..node import Node
 from ..store import ObjectFilter
 from . import links
-from .pull import PartnerClient, PartnerError, merge
+from .pull import PartnerClient, PartnerError, forget_collection, merge
 
 PAGE = 1000
 STATUS_WAIT_SECONDS = 60.0
@@ -37,17 +37,13 @@ class PushReport:
     accepted: int = 0
     rejected: int = 0
     rejections: list[str] = field(default_factory=list)
-    backlog: int = 0
 
 
 def push_collection(node: Node, client: PartnerClient, alias: str, *, stop: threading.Event | None = None,
                     page: int = PAGE) -> PushReport:
     link = client.link
     coll = node.collection(node.config.default_api_root, alias)
-    user = node.store.user(links.service_username(link.org))
-    if user is None or user.disabled:
-        raise NodeError(f"partner {link.org} has no active service user here: run `kuroshio partner add` again")
-    principal = node.store.principal(user)
+    principal = links.partner_principal(node, link.org)
     key = cursor_key(link.org, alias)
     raw = node.store.sync_state(key)
     cursor = int(raw) if raw else None
@@ -102,7 +98,11 @@ def push(node: Node, link: PartnerConfig, *, stop: threading.Event | None = None
     total = PushReport()
     try:
         for alias in link.collections:
-            merge(total, push_collection(node, client, alias, stop=stop, page=page))
+            try:
+                merge(total, push_collection(node, client, alias, stop=stop, page=page))
+            except PartnerError:
+                forget_collection(link, alias)  # the partner may have moved it: discover again next time
+                raise
     finally:
         client.close()
     return total

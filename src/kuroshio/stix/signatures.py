@@ -216,11 +216,7 @@ class Signer:
     def signed_raw(self, unsigned: dict[str, Any], message: bytes, proof: list[str], signature: str) -> bytes:
         """The canonical JSON of the signed object: the leaf message with proof and signature put in their sorted
         place between key_id and signer (serialised again only if that place is not unambiguous)."""
-        tail = b'"key_id":"' + self.key_id.encode() + b'","signer":'
-        if message.count(tail) == 1:
-            return message.replace(tail, b'"key_id":"' + self.key_id.encode() + b'",' + _members(proof, signature)
-                                   + b'"signer":')
-        return canonical(with_signature(unsigned, proof, signature))
+        return _splice(message, self.key_id, proof, signature) or canonical(with_signature(unsigned, proof, signature))
 
 
 def with_signature(unsigned: dict[str, Any], proof: list[str], signature: str) -> dict[str, Any]:
@@ -230,10 +226,15 @@ def with_signature(unsigned: dict[str, Any], proof: list[str], signature: str) -
     return {**unsigned, "extensions": {**exts, SIGNATURE_EXTENSION: ext}}
 
 
-def _members(proof: list[str], signature: str) -> bytes:
-    """The canonical JSON of the proof and signature members, in their sorted order, with a trailing comma."""
+def _splice(message: bytes, kid: str, proof: list[str], signature: str) -> bytes | None:
+    """The canonical JSON of a signed object from its leaf message: proof and signature go in their sorted
+    place, between key_id and signer. None when that place is not unambiguous in the message."""
+    tail = b'"key_id":"' + kid.encode() + b'","signer":'
+    if message.count(tail) != 1:
+        return None
     head = b'"proof":[' + b",".join(b'"' + p.encode() + b'"' for p in proof) + b"]," if proof else b""
-    return head + b'"signature":"' + signature.encode() + b'",'
+    return message.replace(tail, b'"key_id":"' + kid.encode() + b'",' + head + b'"signature":"'
+                           + signature.encode() + b'","signer":')
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,14 +327,10 @@ class Verifier:
             self._roots[seen] = None
             if len(self._roots) > 4096:
                 self._roots.popitem(last=False)
-        # the whole object's canonical form is the message with proof and signature put back: in the
-        # extension's sorted members they sit between key_id and signer
-        tail = b'"key_id":"' + kid.encode() + b'","signer":'
-        full = None
-        if message.count(tail) == 1 and len(ext) == (5 if "proof" in ext else 4) and proof == ext.get("proof", []) \
-                and _plain(sig) and all(_plain(p) for p in proof) and ("proof" not in ext or proof):
-            full = message.replace(tail, b'"key_id":"' + kid.encode() + b'",' + _members(proof, sig) + b'"signer":')
-        return signer, full
+        # the whole object's canonical form is the message with proof and signature put back, when the
+        # extension holds nothing else and both can be spliced in as they are
+        spliceable = len(ext) == (5 if proof else 4) and _plain(sig) and all(_plain(p) for p in proof)
+        return signer, _splice(message, kid, proof, sig) if spliceable else None
 
 
 def _plain(text: str) -> bool:
