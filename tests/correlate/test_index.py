@@ -1,0 +1,136 @@
+"""The indicator index: same verdicts as full evaluation, lifecycle of indicators, streams of observations."""
+
+from __future__ import annotations
+
+import uuid
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kuroshio.correlate.evaluate import Pattern, TooComplex, observed_from_stix
+from kuroshio.correlate.index import Index
+
+from .test_evaluate import _obs, _sco, observation_sets, patterns
+
+
+def _indicator(pattern: str, n: int = 1, **extra: object) -> dict:
+    return {
+        "type": "indicator", "id": f"indicator--{uuid.UUID(int=n, version=4)}", "modified": "2026-01-01T00:00:00.000Z",
+        "pattern": pattern, "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z", **extra,
+    }
+
+
+def _ids(index: Index, obs) -> set[str]:  # type: ignore[no-untyped-def]
+    return {h.indicator_id for h in index.match(obs)}
+
+
+def test_common_forms_hit_through_the_index() -> None:
+    index = Index()
+    forms = [
+        "[ipv4-addr:value = '203.0.113.7']", "[ipv4-addr:value ISSUBSET '198.51.100.0/24']",
+        "[ipv6-addr:value ISSUBSET '2001:db8::/32']", "[domain-name:value = 'evil.example']",
+        "[domain-name:value LIKE '%.evil.example']", "[url:value LIKE 'http://bad.example/%']",
+        f"[file:hashes.'SHA-256' = '{'ab' * 32}']", "[network-traffic:dst_ref.value = '203.0.113.7']",
+        "[ipv4-addr:value IN ('192.0.2.1', '192.0.2.2')]",
+    ]
+    for n, form in enumerate(forms):
+        assert index.add(_indicator(form, n)) is None
+    assert index.stats.residual_leaves == 0
+    ip = _sco("ipv4-addr", 100, value="203.0.113.7")
+    flow = _sco("network-traffic", 101, dst_ref=ip["id"], protocols=["tcp"])
+    assert _ids(index, _obs([ip, flow])) == {_indicator(forms[0], 0)["id"], _indicator(forms[7], 7)["id"]}
+    assert len(index.match(_obs([_sco("ipv4-addr", 102, value="198.51.100.200")]))) == 1
+    assert len(index.match(_obs([_sco("ipv4-addr", 103, value="198.51.101.1")]))) == 0
+    assert len(index.match(_obs([_sco("ipv6-addr", 104, value="2001:db8:1::5")]))) == 1
+    assert len(index.match(_obs([_sco("domain-name", 105, value="www.evil.example")]))) == 1
+    assert len(index.match(_obs([_sco("domain-name", 106, value="notevil.example")]))) == 0
+    assert len(index.match(_obs([_sco("url", 107, value="http://bad.example/x.php")]))) == 1
+    assert len(index.match(_obs([_sco("file", 108, hashes={"SHA-256": "ab" * 32})]))) == 1
+    assert len(index.match(_obs([_sco("ipv4-addr", 109, value="192.0.2.2")]))) == 1
+
+
+def test_lifecycle_update_revoke_valid_until() -> None:
+    index = Index()
+    ip = _obs([_sco("ipv4-addr", 1, value="192.0.2.1")], "2026-03-01T00:00:00Z")
+    first = _indicator("[ipv4-addr:value = '192.0.2.1']")
+    assert index.add(first) is None
+    assert len(index.match(ip)) == 1
+    # a new version replaces the old pattern
+    assert index.add({**first, "modified": "2026-02-01T00:00:00.000Z", "pattern": "[ipv4-addr:value = '192.0.2.9']"}) is None
+    assert index.match(ip) == []
+    assert len(index) == 1
+    # an older version arriving late changes nothing
+    index.add(first)
+    assert index.match(ip) == []
+    # past valid_until: no longer matches observations after it
+    index.add({**first, "modified": "2026-02-02T00:00:00.000Z", "valid_until": "2026-02-15T00:00:00Z"})
+    assert index.match(ip) == []
+    assert len(index.match(_obs([_sco("ipv4-addr", 1, value="192.0.2.1")], "2026-02-10T00:00:00Z"))) == 1
+    # revoked: gone
+    assert index.add({**first, "modified": "2026-02-03T00:00:00.000Z", "revoked": True}) == "revoked"
+    assert len(index) == 0
+    assert index.match(ip) == []
+
+
+def test_residual_and_keyed_leaves_are_evaluated() -> None:
+    index = Index()
+    index.add(_indicator("[file:size > 1000000]", 1))  # no key: evaluated on every file
+    index.add(_indicator("[file:name LIKE 'inv%' AND file:size < 10]", 2))  # keyed, not exact
+    big = _obs([_sco("file", 3, name="invoice.pdf", size=2_000_000)])
+    small = _obs([_sco("file", 4, name="invoice.pdf", size=5)])
+    assert _ids(index, big) == {_indicator("", 1)["id"]}
+    assert _ids(index, small) == {_indicator("", 2)["id"]}
+    assert index.match(_obs([_sco("ipv4-addr", 5, value="192.0.2.1")])) == []
+
+
+def test_compound_patterns_over_a_stream() -> None:
+    index = Index()
+    text = "([ipv4-addr:value = '192.0.2.1'] FOLLOWEDBY [domain-name:value = 'c2.example']) WITHIN 60 SECONDS"
+    index.add(_indicator(text))
+    ip = _sco("ipv4-addr", 1, value="192.0.2.1")
+    dom = _sco("domain-name", 2, value="c2.example")
+    assert index.match(_obs([dom], "2026-01-01T00:00:00Z")) == []
+    assert index.match(_obs([ip], "2026-01-01T00:00:10Z")) == []
+    hits = index.match(_obs([dom], "2026-01-01T00:00:50Z"))
+    assert len(hits) == 1 and len(hits[0].others) == 2
+    # the match consumed what led to it: another domain alone is not a new match
+    assert index.match(_obs([dom], "2026-01-01T00:00:55Z")) == []
+    assert index.match(_obs([ip], "2026-01-01T00:01:00Z")) == []
+    assert len(index.match(_obs([dom], "2026-01-01T00:01:30Z"))) == 1
+    # too late for the window
+    assert index.match(_obs([ip], "2026-01-01T00:03:00Z")) == []
+    assert index.match(_obs([dom], "2026-01-01T00:05:00Z")) == []
+
+
+def test_unparseable_and_foreign_patterns_are_reported() -> None:
+    index = Index()
+    bad = _indicator("[ipv4-addr:value = ")
+    assert "at character" in (index.add(bad) or "")
+    assert index.stats.rejected[bad["id"]].startswith("the pattern does not parse")
+    assert index.add({**_indicator("alert tcp any any -> any any", 2), "pattern_type": "snort"}) == "not a STIX pattern"
+    assert len(index) == 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(pattern=patterns(), sets=observation_sets(), names=st.just(None))
+def test_index_agrees_with_evaluation(pattern: str, sets: list, names: None) -> None:
+    """Fed one observation at a time, the index reports a hit exactly when the pattern matches the
+    observations since its last match (a match consumes the observations that led to it)."""
+    index = Index(horizon_s=10**6)
+    assert index.add(_indicator(pattern)) is None
+    compiled = Pattern(pattern)
+    pending = []
+    for od, objs in sets:
+        obs = observed_from_stix(od, {o["id"]: o for o in objs})
+        assert obs is not None
+        if compiled.simple:
+            expected = compiled.matches([obs])
+        else:
+            pending.append(obs)
+            try:
+                expected = compiled.matches(pending)
+            except TooComplex:
+                return
+            if expected:
+                pending.clear()
+        assert bool(index.match(obs)) == expected, pattern
