@@ -134,3 +134,17 @@ def test_index_agrees_with_evaluation(pattern: str, sets: list, names: None) -> 
             if expected:
                 pending.clear()
         assert bool(index.match(obs)) == expected, pattern
+
+
+@given(st.lists(st.integers(0, 300), min_size=4, max_size=4), st.sampled_from(["", " ", "0", ".1", "/8", "x"]))
+def test_ipv4_reader_agrees_with_ipaddress(parts: list[int], junk: str) -> None:
+    import ipaddress
+
+    from kuroshio.correlate.index import _ipv4
+
+    for text in (".".join(map(str, parts)), ".".join(map(str, parts)) + junk, junk + ".".join(map(str, parts))):
+        try:
+            expected = int(ipaddress.IPv4Address(text))
+        except ValueError:
+            expected = None
+        assert _ipv4(text) == expected, text

@@ -17,12 +17,13 @@ consumes them, so the next match needs new observations.
 
 from __future__ import annotations
 
+import bisect
 import socket
 import unicodedata
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..stix import pattern as p
 from .evaluate import Observed, Pattern, TooComplex, parse_network, select, stamp_us
@@ -31,8 +32,7 @@ HORIZON_S = 86_400  # how far back a compound pattern looks by default
 WINDOW = 256  # observations kept per compound indicator
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):
     """An indicator matched: the observation that completed the match (and the others it needed)."""
 
     indicator_id: str
@@ -43,7 +43,8 @@ class Hit:
 
 # --- keys ---------------------------------------------------------------------------------------
 # A key is (kind, value): "v" equality value, "n4"/"n6" network (prefix length, masked int),
-# "p" literal prefix of a LIKE, "s" literal suffix of a LIKE.
+# "p" literal prefix (LIKE, MATCHES '^…'), "s" literal suffix of a LIKE, "above"/"below" a number
+# an order comparison needs the value to be above (>, >=) or below (<, <=).
 
 Key = tuple[str, Any]
 
@@ -80,16 +81,24 @@ def _network_key(text: str) -> Key | None:
         return None
     bits = 32 if net.version == 4 else 128
     kind = "n4" if net.version == 4 else "n6"
-    return kind, (net.prefixlen, int(net.network_address) >> (bits - net.prefixlen) if net.prefixlen else 0)
+    return kind, (net.prefixlen, int(net.network_address) >> (bits - net.prefixlen))
 
 
 def _comparison_keys(comp: p.Comparison) -> tuple[list[Key], bool] | None:
     """Keys for one comparison and whether they decide it exactly; None if it has none."""
-    if comp.negated or comp.op in ("!=", "<", "<=", ">", ">=", "MATCHES", "EXISTS", "ISSUPERSET"):
+    if comp.negated or comp.op in ("!=", "EXISTS", "ISSUPERSET"):
         return None
     last = comp.path.steps[-1]
     if type(last) is str and (last.endswith("_hex") or last.endswith("_bin")):
         return None  # values are binaries: equality with strings goes through their bytes
+    if comp.op in _RANGE_OPS:
+        lit = comp.value
+        if lit.kind not in ("int", "float"):  # type: ignore[union-attr]
+            return None
+        return [(_RANGE_OPS[comp.op], lit.value)], False  # type: ignore[union-attr]
+    if comp.op == "MATCHES":
+        prefix = _regex_prefix(unicodedata.normalize("NFC", comp.value.value))  # type: ignore[union-attr]
+        return ([("p", prefix)], False) if len(prefix) >= 3 else None
     if comp.op == "=":
         v = _plain_value(comp.value)  # type: ignore[arg-type]
         return ([("v", v)], True) if v is not None else None
@@ -110,6 +119,24 @@ def _comparison_keys(comp: p.Comparison) -> tuple[list[Key], bool] | None:
     if len(text) - tail >= 3:
         return [("s", text[tail:])], False
     return None
+
+
+_RANGE_OPS = {">": "above", ">=": "above", "<": "below", "<=": "below"}
+_REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
+
+
+def _regex_prefix(rx: str) -> str:
+    """The literal text a regular expression anchored with ^ requires at the start ('' if none)."""
+    if not rx.startswith("^"):
+        return ""
+    out = []
+    for c in rx[1:]:
+        if c in _REGEX_SPECIAL:
+            if c in "*?{" and out:
+                out.pop()  # the last character is optional or repeated
+            break
+        out.append(c)
+    return "".join(out)
 
 
 Scoped = tuple[str, tuple[Any, ...], Key]  # (object type, path steps, key)
@@ -141,31 +168,133 @@ def _expr_keys(expr: object) -> tuple[list[Scoped], bool] | None:
 LeafRef = tuple[str, int, bool]  # (indicator id, leaf number, key decides the leaf)
 
 
+_IPV4_SEEN: dict[str, int | None] = {}  # sensors see the same addresses again and again
+
+
 def _ipv4(text: str) -> int | None:
     """A dotted-quad IPv4 address as an integer (the forms Python's ipaddress accepts), else None."""
-    if text.count(".") != 3 or not text.isascii():
+    value: int | None = None
+    if text.count(".") == 3 and len(text) <= 15 and text.replace(".", "").isdigit() and text.isascii():
+        try:
+            packed = socket.inet_aton(text)
+        except OSError:
+            packed = b""
+        # four decimal parts of at most 255; a part with a leading zero is not an IPv4 address
+        if packed and ((text[0] != "0" and ".0" not in text) or socket.inet_ntoa(packed) == text):
+            value = int.from_bytes(packed, "big")
+    if len(_IPV4_SEEN) >= 1 << 16:
+        _IPV4_SEEN.clear()
+    _IPV4_SEEN[text] = value
+    return value
+
+
+class _Ranges:
+    """Leaves that need a number above (or below) a threshold: one binary search finds them all."""
+
+    __slots__ = ("above", "entries", "keys")
+
+    def __init__(self, above: bool) -> None:
+        self.above = above
+        self.entries: list[tuple[float, LeafRef]] = []
+        self.keys: list[float] | None = []
+
+    def add(self, threshold: float, ref: LeafRef) -> None:
+        bisect.insort(self.entries, (threshold, ref))
+        self.keys = None
+
+    def remove(self, ident: str) -> None:
+        self.entries = [e for e in self.entries if e[1][0] != ident]
+        self.keys = None
+
+    def lookup(self, v: float, out: list[list[LeafRef]]) -> None:
+        if not self.entries:
+            return
+        keys = self.keys
+        if keys is None:
+            keys = self.keys = [t for t, _ in self.entries]
+        if self.above:  # leaves whose threshold is at most the value
+            cut = bisect.bisect_right(keys, v)
+            if cut:
+                out.append([ref for _, ref in self.entries[:cut]])
+        else:
+            cut = bisect.bisect_left(keys, v)
+            if cut < len(keys):
+                out.append([ref for _, ref in self.entries[cut:]])
+
+
+def _getter(steps: tuple[Any, ...]) -> Any:
+    """A fast reader of an object path made of plain keys and single references (else None)."""
+    if any(type(s) is not str or s.endswith(("_refs", "_hex", "_bin")) for s in steps):
         return None
-    try:
-        packed = socket.inet_aton(text)
-    except OSError:
-        return None
-    if socket.inet_ntoa(packed) != text:  # leading zeros, short forms, hex: not an IPv4 address
-        return None
-    return int.from_bytes(packed, "big")
+    if len(steps) == 1:
+        return None  # read inline by Index.match
+    plan = tuple((s, s.endswith("_ref")) for s in steps)
+
+    def read(obj: dict[str, Any], objects: dict[str, dict[str, Any]]) -> Any:
+        v: Any = obj
+        for key, ref in plan:
+            if type(v) is not dict:
+                return None
+            v = v.get(key)
+            if ref:
+                v = objects.get(v) if type(v) is str else None
+        return v
+
+    return read
 
 
 class _PathTable:
-    __slots__ = ("eq", "fast", "nets4", "nets6", "prefixes", "steps", "suffixes")
+    __slots__ = (
+        "above",
+        "affixes",
+        "below",
+        "by16",
+        "dotted",
+        "eq",
+        "fast",
+        "nets",
+        "nets4",
+        "nets6",
+        "prefixes",
+        "ranges",
+        "read",
+        "steps",
+        "suffixes",
+        "wide4",
+    )
 
     def __init__(self, steps: tuple[Any, ...]) -> None:
         self.steps = steps
         first = steps[0]
-        self.fast = len(steps) == 1 and not first.endswith(("_ref", "_refs"))
+        self.fast = len(steps) == 1 and not first.endswith(("_ref", "_refs", "_hex", "_bin"))
+        self.read = _getter(steps)
+        self.above = _Ranges(True)
+        self.below = _Ranges(False)
+        self.nets = self.affixes = self.ranges = False  # which kinds of keys are filed here
+        # IPv4 blocks of /16 or longer by their first two octets as text ("10.1": no parsing for the
+        # many addresses in no block), then checked on the parsed address; shorter blocks in a list
+        self.by16: dict[str, list[tuple[int, int, list[LeafRef]]]] = {}
+        self.wide4: list[tuple[int, int, list[LeafRef]]] = []
         self.eq: dict[Any, list[LeafRef]] = {}
         self.nets4: dict[int, dict[int, list[LeafRef]]] = {}
         self.nets6: dict[int, dict[int, list[LeafRef]]] = {}
         self.prefixes: dict[int, dict[str, list[LeafRef]]] = {}
         self.suffixes: dict[int, dict[str, list[LeafRef]]] = {}
+        self.dotted: dict[str, list[LeafRef]] = {}  # suffixes that start with a dot (domain forms)
+
+    def file(self, key: Key, ref: LeafRef) -> list[LeafRef] | _Ranges:
+        """File a leaf under a key; returns where it went (for removal)."""
+        kind, value = key
+        if kind == "above" or kind == "below":
+            ranges = self.above if kind == "above" else self.below
+            ranges.add(value, ref)
+            self.ranges = True
+            return ranges
+        bucket = self.bucket(key)
+        bucket.append(ref)
+        self.nets = bool(self.nets4 or self.nets6)
+        self.affixes = bool(self.prefixes or self.suffixes or self.dotted)
+        return bucket
 
     def bucket(self, key: Key) -> list[LeafRef]:
         kind, value = key
@@ -174,47 +303,84 @@ class _PathTable:
         if kind in ("n4", "n6"):
             table = self.nets4 if kind == "n4" else self.nets6
             plen, masked = value
-            return table.setdefault(plen, {}).setdefault(masked, [])
+            bucket = table.setdefault(plen, {}).get(masked)
+            if bucket is None:
+                bucket = table[plen][masked] = []
+                if kind == "n4":
+                    entry = (32 - plen, masked, bucket)
+                    if plen >= 16:
+                        high = masked >> (plen - 16)
+                        self.by16.setdefault(f"{high >> 8}.{high & 255}", []).append(entry)
+                    else:
+                        self.wide4.append(entry)
+            return bucket
+        if kind == "s" and value.startswith("."):
+            return self.dotted.setdefault(value, [])
         table2 = self.prefixes if kind == "p" else self.suffixes
         return table2.setdefault(len(value), {}).setdefault(value, [])
 
     def empty(self) -> bool:
-        return not (self.eq or self.nets4 or self.nets6 or self.prefixes or self.suffixes)
+        return not (self.eq or self.nets4 or self.nets6 or self.prefixes or self.suffixes or self.dotted
+                    or self.above.entries or self.below.entries)
 
     def lookup(self, v: Any, out: list[list[LeafRef]]) -> None:
+        """Append to `out` the leaves filed under keys the value `v` hits."""
         tv = type(v)
         if tv is str:
             hit = self.eq.get(v)
             if hit:
                 out.append(hit)
-            if self.nets4 or self.nets6:
-                self._networks(v, out)
-            if self.prefixes or self.suffixes:
-                nv = v if v.isascii() else unicodedata.normalize("NFC", v)
-                n = len(nv)
-                for length, table in self.prefixes.items():
-                    if length <= n:
-                        hit = table.get(nv[:length])
-                        if hit:
-                            out.append(hit)
-                for length, table in self.suffixes.items():
-                    if length <= n:
-                        hit = table.get(nv[n - length:])
-                        if hit:
-                            out.append(hit)
+            if self.nets:
+                dot = v.find(".", v.find(".") + 1)
+                near = self.by16.get(v[:dot]) if dot > 0 else None
+                if near or self.wide4 or dot < 0 or "/" in v or ":" in v:
+                    addr = _IPV4_SEEN.get(v, -1)
+                    if addr == -1:
+                        addr = _ipv4(v)
+                    if addr is None:
+                        self._networks(v, out)
+                    else:
+                        if near:
+                            for shift, masked, hit in near:
+                                if addr >> shift == masked and hit:
+                                    out.append(hit)
+                        for shift, masked, hit in self.wide4:
+                            if addr >> shift == masked and hit:
+                                out.append(hit)
+            if self.affixes:
+                self._affixes(v, out)
         elif tv is int or tv is float:
             hit = self.eq.get(v)
             if hit:
                 out.append(hit)
+            if self.ranges:
+                self.above.lookup(v, out)
+                self.below.lookup(v, out)
 
-    def _networks(self, v: str, out: list[list[LeafRef]]) -> None:
-        addr = _ipv4(v) if "/" not in v else None
-        if addr is not None:
-            for plen, table in self.nets4.items():
-                hit = table.get(addr >> (32 - plen) if plen else 0)
+    def _affixes(self, v: str, out: list[list[LeafRef]]) -> None:
+        nv = v if v.isascii() else unicodedata.normalize("NFC", v)
+        n = len(nv)
+        for length, table in self.prefixes.items():
+            if length <= n:
+                hit = table.get(nv[:length])
                 if hit:
                     out.append(hit)
-            return
+        for length, table in self.suffixes.items():
+            if length <= n:
+                hit = table.get(nv[n - length:])
+                if hit:
+                    out.append(hit)
+        if self.dotted:
+            dotted = self.dotted
+            i = nv.find(".")
+            while i >= 0:
+                hit = dotted.get(nv[i:])
+                if hit:
+                    out.append(hit)
+                i = nv.find(".", i + 1)
+
+    def _networks(self, v: str, out: list[list[LeafRef]]) -> None:
+        """Blocks holding `v` when it is a CIDR block or an IPv6 address."""
         net = parse_network(v)
         if net is None:
             return
@@ -222,7 +388,7 @@ class _PathTable:
         base = int(net.network_address)
         for plen, table in tables.items():
             if plen <= net.prefixlen:
-                hit = table.get(base >> (bits - plen) if plen else 0)
+                hit = table.get(base >> (bits - plen))
                 if hit:
                     out.append(hit)
 
@@ -237,7 +403,7 @@ class _Indicator:
     text: str
     until: int | None  # valid_until, microseconds
     simple: bool  # one leaf, no qualifier
-    buckets: list[list[LeafRef]]  # where its refs are filed (for removal)
+    buckets: list[list[LeafRef] | _Ranges]  # where its refs are filed (for removal)
     residual_types: list[str]
     compiled: Pattern | None = None
     horizon: int = HORIZON_S * 1_000_000
@@ -269,6 +435,7 @@ class Index:
         self._paths: dict[str, dict[tuple[Any, ...], _PathTable]] = {}
         self._residual: dict[str, list[LeafRef]] = {}
         self._indicators: dict[str, _Indicator] = {}
+        self._plan: dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]] | None = None
         self.stats = IndexStats()
 
     def __len__(self) -> int:
@@ -301,6 +468,7 @@ class Index:
         leaves = _leaf_nodes(tree)
         simple = type(tree) is p.Observation
         ind = _Indicator(ident, modified, text, until, simple, [], [])
+        self._plan = None
         needs_evaluation = not simple
         if not simple:
             try:
@@ -336,9 +504,7 @@ class Index:
                 table = self._paths.setdefault(otype, {}).get(steps)
                 if table is None:
                     table = self._paths[otype][steps] = _PathTable(steps)
-                bucket = table.bucket(key)
-                bucket.append((ident, number, exact))
-                ind.buckets.append(bucket)
+                ind.buckets.append(table.file(key, (ident, number, exact)))
         if needs_evaluation:
             try:
                 ind.pattern()
@@ -351,8 +517,12 @@ class Index:
         return None
 
     def remove_refs(self, ind: _Indicator) -> None:
+        self._plan = None
         for bucket in ind.buckets:
-            bucket[:] = [r for r in bucket if r[0] != ind.id]
+            if type(bucket) is list:
+                bucket[:] = [r for r in bucket if r[0] != ind.id]
+            else:
+                bucket.remove(ind.id)
         ind.buckets.clear()
 
     def remove(self, indicator_id: str) -> None:
@@ -368,28 +538,49 @@ class Index:
         for ind in indicators:
             self.add(ind)
 
+    def _plans(self) -> dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]]:
+        """Per object type: (how to read and look up each indexed path, leaves evaluated on every object)."""
+        plans: dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]] = {}
+        for otype in set(self._paths) | set(self._residual):
+            steps_plan = []
+            for table in self._paths.get(otype, {}).values():
+                if table.empty():
+                    continue
+                if table.fast:
+                    steps_plan.append((0, table.steps[0], table.lookup))
+                elif table.read is not None:
+                    steps_plan.append((1, table.read, table.lookup))
+                else:
+                    steps_plan.append((2, table.steps, table.lookup))
+            plans[otype] = (tuple(steps_plan), self._residual.get(otype) or None)
+        self._plan = plans
+        return plans
+
     def match(self, obs: Observed) -> list[Hit]:
         """The indicators this observation matches (alone, or with recent ones for compound patterns)."""
         found: list[list[LeafRef]] = []
-        paths = self._paths
-        residual = self._residual
+        plans = self._plan if self._plan is not None else self._plans()
         for otype, objs in obs.by_type.items():
-            tables = paths.get(otype)
-            if tables:
-                for table in tables.values():
-                    if table.fast:
-                        name = table.steps[0]
-                        for obj in objs:
-                            v = obj.get(name)
-                            if v is not None:
-                                table.lookup(v, found)
-                    else:
-                        for obj in objs:
-                            for v in select(obj, table.steps, obs.objects):
-                                table.lookup(v, found)
-            res = residual.get(otype)
-            if res:
-                found.append(res)
+            plan = plans.get(otype)
+            if plan is None:
+                continue
+            for how, arg, lookup in plan[0]:
+                if how == 0:
+                    for obj in objs:
+                        v = obj.get(arg)
+                        if v is not None:
+                            lookup(v, found)
+                elif how == 1:
+                    for obj in objs:
+                        v = arg(obj, obs.objects)
+                        if v is not None:
+                            lookup(v, found)
+                else:
+                    for obj in objs:
+                        for v in select(obj, arg, obs.objects):
+                            lookup(v, found)
+            if plan[1]:
+                found.append(plan[1])
         if not found:
             return []
         return self._decide(obs, found)
@@ -399,9 +590,18 @@ class Index:
         leaves: dict[str, set[int]] = {}
         checked: dict[tuple[str, int], bool] = {}
         indicators = self._indicators
+        done: set[str] = set()
         for bucket in found:
             for ident, number, exact in bucket:
-                if not exact:
+                if exact:
+                    ind = indicators[ident]
+                    if ind.simple:  # the key decided it: a match, unless expired or already counted
+                        if ident not in done:
+                            done.add(ident)
+                            if ind.until is None or obs.first < ind.until:
+                                hits.append(Hit(ident, ind.modified, obs))
+                        continue
+                else:
                     key = (ident, number)
                     ok = checked.get(key)
                     if ok is None:
@@ -415,6 +615,8 @@ class Index:
                 else:
                     got.add(number)
         for ident, numbers in leaves.items():
+            if ident in done:
+                continue
             ind = indicators[ident]
             if ind.until is not None and obs.first >= ind.until:
                 continue
