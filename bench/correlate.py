@@ -48,7 +48,7 @@ def ip6(r: random.Random) -> str:
     return "2001:db8:" + ":".join(f"{r.randint(0, 65535):x}" for _ in range(6))
 
 
-WORDS = "alpha bravo cobalt delta ember falcon garnet harbor indigo jasper kelp lotus".split()
+WORDS = ["alpha", "bravo", "cobalt", "delta", "ember", "falcon", "garnet", "harbor", "indigo", "jasper", "kelp", "lotus"]
 
 
 def domain(r: random.Random) -> str:
@@ -129,7 +129,7 @@ def make_observations(n: int, hits: dict[str, list[str]], r: random.Random, hit_
     for i in range(n):
         hit = r.random() < hit_rate
 
-        def pick(kind: str, make: Any) -> str:
+        def pick(kind: str, make: Any, hit: bool = hit) -> str:
             return r.choice(hits[kind]) if hit and hits[kind] else make(r)
 
         src = {"type": "ipv4-addr", "id": f"ipv4-addr--s{i}", "value": ip4(r)}

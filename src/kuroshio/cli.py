@@ -1,4 +1,4 @@
-"""Command line: init, org, user, collection, partner, serve, sync, import, export, audit, demo. Non-interactive, one clear line per error."""
+"""Command line: init, org, user, collection, partner, serve, sync, import, export, audit, observe, hunt, demo. Non-interactive, one clear line per error."""
 
 from __future__ import annotations
 
@@ -277,6 +277,11 @@ class _CountingReader:
         data = self.raw.read(n)
         self.report(len(data))
         return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.raw:
+            self.report(len(line))
+            yield line
 
 
 def _batched(items: Iterator[object], size: int) -> Iterator[list[object]]:
@@ -735,3 +740,196 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- correlation: sensors' logs against the node's indicators -----------------------------------------
+
+
+def _correlator(node: Node, sensor: str | None) -> Any:
+    from .correlate.service import Correlator
+    from .correlate.warninglists import WarningListError
+
+    try:
+        correlator = Correlator(node, sensor=sensor)
+    except (ValueError, WarningListError) as exc:
+        fail(str(exc))
+    correlator.refresh()
+    return correlator
+
+
+def _correlation_summary(correlator: Any, readings: dict[str, Any]) -> None:
+    counts = correlator.counts
+    table = Table(title="Correlation", show_header=True)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("indicators indexed", f"{len(correlator.index):,}")
+    table.add_row("observations", f"{counts['observations']:,}")
+    table.add_row("matches", f"{counts['matches']:,}")
+    table.add_row("sightings published", f"{counts['sightings-published']:,}")
+    for key, n in sorted(counts.items()):
+        if key.startswith("suppressed:"):
+            table.add_row(f"suppressed by warning list '{key[11:]}'", f"{n:,}")
+    if counts["sightings-refused"]:
+        table.add_row("sightings refused by the store", f"{counts['sightings-refused']:,}")
+    for name, reading in readings.items():
+        for reason, n in sorted(reading.skipped.items()):
+            table.add_row(f"{name}: skipped ({reason})", f"{n:,}")
+    out.print(table)
+
+
+@app.command()
+def observe(
+    home: HomeArg,
+    files: Annotated[list[Path], typer.Argument(help="Sensor logs: Suricata EVE JSON or Zeek (JSON or TSV), .gz too.")],
+    fmt: Annotated[str, typer.Option("--format", help="eve (Suricata) or zeek.")] = "eve",
+    follow: Annotated[bool, typer.Option("--follow", help="Keep reading as the sensor writes (rotation included) "
+                                         "until interrupted; new indicators are hunted in the background.")] = False,
+    sensor: Annotated[str | None, typer.Option(help="The organisation whose sensors wrote the logs "
+                                               "(default: the node's own).")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the observations for retro-hunts.")] = True,
+) -> None:
+    """Match sensor logs against the node's indicators and publish the sightings (docs/correlation.md)."""
+    import gzip
+
+    from .correlate.observations import Reading, read_eve, read_zeek
+
+    if fmt not in ("eve", "zeek"):
+        fail(f"--format must be eve or zeek, not '{fmt}'")
+    for f in files:
+        if not follow and not f.is_file():
+            fail(f"{f} is not a file")
+    node = _open(home)
+    correlator = _correlator(node, sensor)
+    readings: dict[str, Reading] = {}
+
+    def reader(lines: Any, name: str) -> Any:
+        reading = readings.setdefault(name, Reading())
+        return read_eve(lines, reading) if fmt == "eve" else read_zeek(lines, reading, path_hint=name)
+
+    try:
+        if not follow:
+            with _progress() as progress:
+                for f in files:
+                    task = progress.add_task(f.name, total=f.stat().st_size, objects=0)
+                    with open(f, "rb") as raw:
+                        counted = _CountingReader(raw, lambda n, t=task: progress.update(t, advance=n))
+                        stream = gzip.GzipFile(fileobj=counted) if f.suffix == ".gz" else counted
+                        for batch in _batched(reader(stream, f.name), 1000):
+                            correlator.observe(batch, keep=keep)
+                            correlator.flush()
+                            progress.update(task, objects=correlator.counts["observations"])
+            correlator.flush()
+        else:
+            _follow_logs(correlator, files, reader, keep)
+    except (NodeError, StoreError, OSError) as exc:
+        fail(str(exc))
+    finally:
+        correlator.close()
+        node.close()
+    _correlation_summary(correlator, readings)
+
+
+def _follow_logs(correlator: Any, files: list[Path], reader: Callable[[Any, str], Any], keep: bool) -> None:
+    """Tail the logs (one thread each), match, publish every flush interval, hunt new indicators."""
+    import queue
+    import signal
+    import threading
+    import time
+
+    from .correlate.tail import follow as tail
+
+    stop = threading.Event()
+    observations: queue.Queue[Any] = queue.Queue(maxsize=10_000)
+
+    def pump(path: Path) -> None:
+        for obs in reader(tail(path, stop), path.name):
+            while not stop.is_set():
+                try:
+                    observations.put(obs, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def interrupted(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = [signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)]
+    threads = [threading.Thread(target=pump, args=(f,), daemon=True, name=f"tail {f.name}") for f in files]
+    for t in threads:
+        t.start()
+    hunts: list[threading.Thread] = []
+    interval = correlator.cfg.flush_seconds
+    last_flush = last_refresh = time.monotonic()
+    err.print(f"following {', '.join(str(f) for f in files)} ({len(correlator.index):,} indicators); "
+              "Ctrl-C to stop", markup=False)
+    try:
+        while not stop.is_set():
+            batch = []
+            try:
+                batch.append(observations.get(timeout=0.25))
+                while len(batch) < 1000:
+                    batch.append(observations.get_nowait())
+            except queue.Empty:
+                pass
+            if batch:
+                correlator.observe(batch, keep=keep)
+            now = time.monotonic()
+            if now - last_refresh >= interval:
+                last_refresh = now
+                fresh = correlator.refresh()
+                if fresh:
+                    hunt = threading.Thread(target=_background_hunt, args=(correlator, fresh), daemon=True)
+                    hunt.start()
+                    hunts.append(hunt)
+            if now - last_flush >= interval:
+                last_flush = now
+                published = correlator.flush()
+                c = correlator.counts
+                err.print(f"{c['observations']:,} observations, {c['matches']:,} matches, "
+                          f"{c['sightings-published']:,} sightings published (+{published})", markup=False)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=2)
+        for h in hunts:
+            h.join(timeout=30)
+        while True:
+            try:
+                batch = [observations.get_nowait()]
+            except queue.Empty:
+                break
+            correlator.observe(batch, keep=keep)
+        correlator.flush()
+        for s, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+            signal.signal(s, handler)
+
+
+def _background_hunt(correlator: Any, indicator_ids: list[str]) -> None:
+    def progress(done: int, total: int) -> None:
+        err.print(f"retro-hunt of {len(indicator_ids)} new indicator(s): {done:,}/{total:,} observations", markup=False)
+
+    hits = correlator.hunt(indicator_ids, progress=progress)
+    err.print(f"retro-hunt of {len(indicator_ids)} new indicator(s) done: {hits:,} matches", markup=False)
+
+
+@app.command()
+def hunt(
+    home: HomeArg,
+    days: Annotated[float | None, typer.Option(help="How far back (default: correlate.hunt_days of node.toml).")] = None,
+) -> None:
+    """Match every indicator against the observations kept from the last days; publish the sightings."""
+    node = _open(home)
+    correlator = _correlator(node, None)
+    try:
+        total = correlator.history.count()
+        with Progress(TextColumn("retro-hunt"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} observations"),
+                      TimeRemainingColumn(), console=err) as progress:
+            task = progress.add_task("hunt", total=total or 1)
+            correlator.hunt(days=days, progress=lambda done, total: progress.update(task, completed=done, total=total))
+        correlator.flush()
+    except (NodeError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        correlator.close()
+        node.close()
+    _correlation_summary(correlator, {})

@@ -61,6 +61,21 @@ class PartnerConfig:
 
 
 DIRECTIONS = ("pull", "push", "both", "none")
+TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
+
+
+@dataclass
+class CorrelateConfig:
+    """Indicator matching, sightings and retro-hunts (docs/correlation.md)."""
+
+    collection: str = "shared"  # where sightings and their observed data are published
+    hunt_days: int = 30  # a new or updated indicator is matched against the observations of these last days
+    keep_days: int = 30  # observations are kept this long for retro-hunts
+    release_to_originator: bool = True  # a sighting is always releasable to the indicator's originator
+    sighting_marking: str = ""  # a TLP level for every sighting; empty: the indicator's own level
+    warning_lists: list[str] = field(default_factory=lambda: ["warninglists"])  # MISP warning list files or folders
+    flush_seconds: float = 5.0  # how often aggregated sightings are published
+    examples: int = 10  # observed-data objects kept as evidence per sighting
 
 
 @dataclass
@@ -87,6 +102,7 @@ class NodeConfig:
     tls_key: str = ""
     tls_client_ca: str = ""  # and require client certificates signed by this CA (mutual TLS)
     partners: list[PartnerConfig] = field(default_factory=list)
+    correlate: CorrelateConfig = field(default_factory=CorrelateConfig)
     api_roots: list[ApiRootConfig] = field(default_factory=lambda: [
         ApiRootConfig("intel", "Intelligence", "STIX 2.1 intelligence shared by this node")
     ])
@@ -119,6 +135,7 @@ class NodeConfig:
             "tls": {"cert": self.tls_cert, "key": self.tls_key, "client_ca": self.tls_client_ca},
             "api_roots": [asdict(r) for r in self.api_roots],
             "partners": [asdict(p) for p in self.partners],
+            "correlate": asdict(self.correlate),
         }
         (self.home / CONFIG_FILE).write_text(tomli_w.dumps(data))
 
@@ -162,11 +179,14 @@ class NodeConfig:
             )
             if roots:
                 cfg.api_roots = roots
+            cfg.correlate = CorrelateConfig(**data.get("correlate", {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: missing or invalid setting {exc}: compare with the example in docs/operations.md") from None
         for p in cfg.partners:
             if p.direction not in DIRECTIONS:
                 raise ConfigError(f"{path}: partner {p.org}: direction must be one of {', '.join(DIRECTIONS)}")
+        if cfg.correlate.sighting_marking and cfg.correlate.sighting_marking not in TLP_LEVELS:
+            raise ConfigError(f"{path}: correlate.sighting_marking must be empty or one of {', '.join(TLP_LEVELS)}")
         if not 1 <= cfg.page_size <= cfg.max_page_size:
             raise ConfigError(f"{path}: server.page_size must be between 1 and server.max_page_size")
         return cfg

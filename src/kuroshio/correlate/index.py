@@ -402,6 +402,7 @@ class _Indicator:
     modified: str
     text: str
     until: int | None  # valid_until, microseconds
+    until_text: str | None
     simple: bool  # one leaf, no qualifier
     buckets: list[list[LeafRef] | _Ranges]  # where its refs are filed (for removal)
     residual_types: list[str]
@@ -467,7 +468,7 @@ class Index:
             return self.stats.rejected[ident]
         leaves = _leaf_nodes(tree)
         simple = type(tree) is p.Observation
-        ind = _Indicator(ident, modified, text, until, simple, [], [])
+        ind = _Indicator(ident, modified, text, until, indicator.get("valid_until"), simple, [], [])
         self._plan = None
         needs_evaluation = not simple
         if not simple:
@@ -515,6 +516,20 @@ class Index:
         self._indicators[ident] = ind
         self.stats.indicators = len(self._indicators)
         return None
+
+    def pattern_text(self, indicator_id: str) -> str | None:
+        ind = self._indicators.get(indicator_id)
+        return None if ind is None else ind.text
+
+    def indicator_object(self, indicator_id: str) -> dict[str, Any] | None:
+        """What the index keeps of an indicator, as an object `add` takes (to index it elsewhere)."""
+        ind = self._indicators.get(indicator_id)
+        if ind is None:
+            return None
+        obj = {"id": ind.id, "modified": ind.modified, "pattern": ind.text, "pattern_type": "stix"}
+        if ind.until_text is not None:
+            obj["valid_until"] = ind.until_text
+        return obj
 
     def remove_refs(self, ind: _Indicator) -> None:
         self._plan = None
