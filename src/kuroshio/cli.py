@@ -734,13 +734,6 @@ def demo(
         fail(str(exc))
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
-
 
 # --- correlation: sensors' logs against the node's indicators -----------------------------------------
 
@@ -933,3 +926,11 @@ def hunt(
         correlator.close()
         node.close()
     _correlation_summary(correlator, {})
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
