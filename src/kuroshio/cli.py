@@ -801,6 +801,9 @@ def observe(
 
     try:
         if not follow:
+            caught = correlator.catch_up(progress=_hunt_report(len(correlator.unhunted())))
+            if caught:
+                err.print(f"retro-hunt of indicators new since the last run: {caught:,} matches", markup=False)
             with _progress() as progress:
                 for f in files:
                     task = progress.add_task(f.name, total=f.stat().st_size, objects=0)
@@ -851,6 +854,16 @@ def _follow_logs(correlator: Any, files: list[Path], reader: Callable[[Any, str]
     for t in threads:
         t.start()
     hunts: list[threading.Thread] = []
+
+    def start_hunt(ids: list[str] | None) -> None:
+        until = correlator.keep_pending()  # later observations meet them in the live index
+        todo = correlator.unhunted(ids)
+        if todo:
+            hunt = threading.Thread(target=_background_hunt, args=(correlator, todo, until), daemon=True)
+            hunt.start()
+            hunts.append(hunt)
+
+    start_hunt(None)
     interval = correlator.cfg.flush_seconds
     last_flush = last_refresh = time.monotonic()
     err.print(f"following {', '.join(str(f) for f in files)} ({len(correlator.index):,} indicators); "
@@ -871,9 +884,7 @@ def _follow_logs(correlator: Any, files: list[Path], reader: Callable[[Any, str]
                 last_refresh = now
                 fresh = correlator.refresh()
                 if fresh:
-                    hunt = threading.Thread(target=_background_hunt, args=(correlator, fresh), daemon=True)
-                    hunt.start()
-                    hunts.append(hunt)
+                    start_hunt(fresh)
             if now - last_flush >= interval:
                 last_flush = now
                 published = correlator.flush()
@@ -897,28 +908,40 @@ def _follow_logs(correlator: Any, files: list[Path], reader: Callable[[Any, str]
             signal.signal(s, handler)
 
 
-def _background_hunt(correlator: Any, indicator_ids: list[str]) -> None:
+def _hunt_report(n: int) -> Callable[[int, int], None]:
     def progress(done: int, total: int) -> None:
-        err.print(f"retro-hunt of {len(indicator_ids)} new indicator(s): {done:,}/{total:,} observations", markup=False)
+        err.print(f"retro-hunt of {n:,} new indicator(s): {done:,}/{total:,} kept observations", markup=False)
 
-    hits = correlator.hunt(indicator_ids, progress=progress)
-    err.print(f"retro-hunt of {len(indicator_ids)} new indicator(s) done: {hits:,} matches", markup=False)
+    return progress
+
+
+def _background_hunt(correlator: Any, indicator_ids: list[str], until: int) -> None:
+    hits = correlator.hunt(indicator_ids, until_n=until, progress=_hunt_report(len(indicator_ids)))
+    err.print(f"retro-hunt of {len(indicator_ids):,} new indicator(s) done: {hits:,} matches", markup=False)
 
 
 @app.command()
 def hunt(
     home: HomeArg,
     days: Annotated[float | None, typer.Option(help="How far back (default: correlate.hunt_days of node.toml).")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Hunt every indicator again, not only those new or changed "
+                                        "since their last hunt (their earlier matches are counted again).")] = False,
 ) -> None:
-    """Match every indicator against the observations kept from the last days; publish the sightings."""
+    """Match indicators against the observations kept from the last days; publish the sightings.
+
+    By default only indicators not yet hunted with their current pattern (new or changed)."""
     node = _open(home)
     correlator = _correlator(node, None)
     try:
-        total = correlator.history.count()
-        with Progress(TextColumn("retro-hunt"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} observations"),
-                      TimeRemainingColumn(), console=err) as progress:
-            task = progress.add_task("hunt", total=total or 1)
-            correlator.hunt(days=days, progress=lambda done, total: progress.update(task, completed=done, total=total))
+        until = correlator.keep_pending()
+        todo = list(correlator.facts) if every else correlator.unhunted()
+        with Progress(TextColumn(f"retro-hunt of {len(todo):,} indicator(s)"), BarColumn(),
+                      TextColumn("{task.completed:,}/{task.total:,} observations"), TimeRemainingColumn(),
+                      console=err) as progress:
+            task = progress.add_task("hunt", total=correlator.history.count(until_n=until) or 1)
+            if todo:
+                correlator.hunt(todo, days=days, until_n=until,
+                                progress=lambda done, total: progress.update(task, completed=done, total=total))
         correlator.flush()
     except (NodeError, StoreError) as exc:
         fail(str(exc))

@@ -194,6 +194,39 @@ def test_new_indicator_is_hunted_in_kept_observations(node: Node) -> None:
     assert [s["sighting_of_ref"] for s in stored(node, "sighting")] == [ind["id"]] * 2
 
 
+def test_catch_up_counts_each_observation_once_per_pattern(node: Node) -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000+0000", time.gmtime(time.time() - 60))
+    early = indicator("[domain-name:value = 'c2.example']")
+    publish(node, early)
+    c = Correlator(node)
+    try:
+        c.refresh()
+        assert c.catch_up() == 0  # nothing kept yet; `early` is now hunted
+        assert c.observe(read_eve([eve(now, dns="c2.example")])) == 1  # live
+        late = indicator("[domain-name:value = 'c2.example' OR domain-name:value = 'other.example']")
+        publish(node, late)
+        assert c.refresh() == [late["id"]]
+        assert c.catch_up() == 1  # `late` meets the kept observation; `early` is not hunted again
+        assert c.catch_up() == 0
+        c.observe(read_eve([eve(now, dns="c2.example")]))  # both live now
+        # a changed pattern is hunted again; an unchanged new version is not
+        publish(node, {**late, "modified": "2026-02-01T00:00:00.000Z", "name": "renamed"})
+        c.refresh()
+        assert c.catch_up() == 0
+        publish(node, {**early, "modified": "2026-02-01T00:00:00.000Z", "pattern": "[domain-name:value LIKE '%.example']"})
+        c.refresh()
+        assert c.catch_up() == 0  # what the new pattern matches, the earlier one had counted
+        c.observe(read_eve([eve(now, dns="www.example")]))  # live: only the new pattern matches this
+        publish(node, {**early, "modified": "2026-03-01T00:00:00.000Z", "pattern": "[domain-name:value LIKE 'www.%']"})
+        c.refresh()
+        assert c.catch_up() == 0  # the pattern it replaces counted www.example already
+        c.flush()
+    finally:
+        c.close()
+    counts = {s["sighting_of_ref"]: s["count"] for s in stored(node, "sighting")}
+    assert counts == {early["id"]: 3, late["id"]: 2}
+
+
 def test_history_is_pruned_by_age(tmp_path: Path) -> None:
     h = History(tmp_path / "o.db")
     h.append([(1, "TWN", "dns", [{"type": "domain-name", "id": "domain-name--x", "value": "a.example"}])])
@@ -257,7 +290,7 @@ def test_observe_files_and_hunt_commands(tmp_path: Path) -> None:
     assert r.returncode == 1 and "is not a file" in r.stderr
     r = kuroshio("observe", str(home), str(log), "--format", "snort")
     assert r.returncode == 1 and "--format must be eve or zeek" in r.stderr
-    r = kuroshio("hunt", str(home), "--days", "100000")
+    r = kuroshio("hunt", str(home), "--days", "100000", "--all")
     assert r.returncode == 0, r.stderr
     node = Node.open(home)
     try:

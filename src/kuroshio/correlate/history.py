@@ -3,7 +3,9 @@ directory (`observations.db`, WAL), whatever store the node uses for intelligenc
 
 Each row is one observation: when it was seen, which sensor organisation reported it, the sensor's
 event kind and its cyber-observables (JSON). Rows are pruned by the time they were stored
-(`correlate.keep_days`); retro-hunts read them by the time they were seen.
+(`correlate.keep_days`); retro-hunts read them by the time they were seen. The file also remembers
+which pattern each indicator was last hunted with, so that no observation is counted twice: an
+indicator is hunted over the observations kept before it entered the live index, once per pattern.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ CREATE TABLE IF NOT EXISTS observations (
 );
 CREATE INDEX IF NOT EXISTS observations_seen ON observations (seen);
 CREATE INDEX IF NOT EXISTS observations_stored ON observations (stored);
+CREATE TABLE IF NOT EXISTS hunted (
+    indicator TEXT PRIMARY KEY,
+    pattern TEXT NOT NULL       -- the pattern last matched against the kept observations
+);
 """
 
 
@@ -71,20 +77,39 @@ class History:
                 raise
         return len(data)
 
-    def count(self, since: int | None = None) -> int:
+    def count(self, since: int | None = None, until_n: int | None = None) -> int:
         with self._lock:
-            if since is None:
-                return self._conn.execute("SELECT count(*) FROM observations").fetchone()[0]
-            return self._conn.execute("SELECT count(*) FROM observations WHERE seen >= ?", (since,)).fetchone()[0]
+            return self._conn.execute("SELECT count(*) FROM observations WHERE seen >= ? AND n <= ?",
+                                      (since if since is not None else -(1 << 62),
+                                       until_n if until_n is not None else 1 << 62)).fetchone()[0]
 
-    def read(self, since: int, batch: int = 5000) -> Iterator[tuple[str, Observed]]:
-        """(sensor, observation) for every observation seen at or after `since`, in time order."""
+    def last_n(self) -> int:
+        """The number of the newest observation kept (0: none)."""
+        with self._lock:
+            return self._conn.execute("SELECT coalesce(max(n), 0) FROM observations").fetchone()[0]
+
+    def hunted(self) -> dict[str, str]:
+        """Indicator id -> the pattern it was last hunted with."""
+        with self._lock:
+            return dict(self._conn.execute("SELECT indicator, pattern FROM hunted").fetchall())
+
+    def mark_hunted(self, patterns: Iterable[tuple[str, str]]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.executemany("INSERT INTO hunted (indicator, pattern) VALUES (?, ?) "
+                                   "ON CONFLICT (indicator) DO UPDATE SET pattern = excluded.pattern", list(patterns))
+            self._conn.execute("COMMIT")
+
+    def read(self, since: int, until_n: int | None = None, batch: int = 5000) -> Iterator[tuple[str, Observed]]:
+        """(sensor, observation) for every observation seen at or after `since` (and kept as number
+        `until_n` or earlier), in time order."""
         last_seen, last_n = since, -1
+        limit_n = until_n if until_n is not None else 1 << 62
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    "SELECT n, seen, sensor, objects FROM observations WHERE (seen, n) > (?, ?) "
-                    "ORDER BY seen, n LIMIT ?", (last_seen, last_n, batch)).fetchall()
+                    "SELECT n, seen, sensor, objects FROM observations WHERE (seen, n) > (?, ?) AND n <= ? "
+                    "ORDER BY seen, n LIMIT ?", (last_seen, last_n, limit_n, batch)).fetchall()
             if not rows:
                 return
             for n, seen, sensor, blob in rows:

@@ -5,8 +5,9 @@ sightings published back through the one way in, observations kept for retro-hun
 `Index` and keeps it current (`refresh`: indicators added since the last look, new versions replace old
 ones, revoked ones leave). `observe(...)` matches sensor observations, keeps them in the history and
 tallies hits; `flush()` publishes the changed sightings (node.ingest as the node itself: validated,
-marked, signed, audited, stored, pushed to partners like any other object). `hunt(...)` matches
-indicators against the stored observations of the last `correlate.hunt_days` days.
+marked, signed, audited, stored, pushed to partners like any other object). `catch_up()` hunts the
+indicators not yet hunted with their current pattern over the observations kept before they entered
+the live index (the last `correlate.hunt_days` days), so each observation meets each pattern once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import orjson
 from ..node import Node
 from ..stix import pattern as p
 from ..store.base import Collection, ObjectFilter
-from .evaluate import Observed, select, stamp_us
+from .evaluate import Observed, Pattern, select, stamp_us
 from .history import History
 from .index import Hit, Index
 from .observations import Observation
@@ -187,9 +188,7 @@ class Correlator:
 
     def flush(self) -> int:
         """Keep pending observations; publish the sightings that changed. Returns sightings published."""
-        if self._pending_history:
-            batch, self._pending_history = self._pending_history, []
-            self.history.append(batch)
+        self.keep_pending()
         with self.lock:
             changed = [t for t in self.tallies.values() if t.changed]
             objects: list[dict[str, Any]] = []
@@ -215,32 +214,70 @@ class Correlator:
 
     # -- retro-hunt ---------------------------------------------------------------------------------
 
+    def keep_pending(self) -> int:
+        """Write the observations waiting for the history; returns the number of the newest kept."""
+        if self._pending_history:
+            batch, self._pending_history = self._pending_history, []
+            self.history.append(batch)
+        return self.history.last_n()
+
+    def unhunted(self, ids: Iterable[str] | None = None) -> list[str]:
+        """Indicators (default: all indexed) not yet hunted with their current pattern."""
+        done = self.history.hunted()
+        with self.lock:
+            candidates = list(ids) if ids is not None else list(self.facts)
+            return [i for i in candidates if (t := self.index.pattern_text(i)) is not None and done.get(i) != t]
+
+    def catch_up(self, ids: Iterable[str] | None = None, *, progress: Progress | None = None) -> int:
+        """Hunt the indicators not yet hunted (default: all) over what was kept before this moment:
+        later observations meet them in the live index. Returns the hits."""
+        until = self.keep_pending()
+        todo = self.unhunted(ids)
+        if not todo:
+            return 0
+        return self.hunt(todo, until_n=until, progress=progress)
+
     def hunt(self, indicator_ids: Iterable[str] | None = None, *, days: float | None = None,
-             progress: Progress | None = None) -> int:
-        """Match indicators (default: all) against the observations of the last `days` days
-        (default `correlate.hunt_days`) in the history; returns the hits."""
+             until_n: int | None = None, progress: Progress | None = None) -> int:
+        """Match indicators (default: all) against the kept observations of the last `days` days
+        (default `correlate.hunt_days`), up to observation number `until_n`; returns the hits.
+        The indicators are then recorded as hunted with their patterns."""
         days = self.cfg.hunt_days if days is None else days
         since = time.time_ns() // 1000 - int(days * 86_400_000_000)
-        if indicator_ids is None:
-            index = self.index
-        else:
-            index = Index(horizon_s=self.index.horizon_us // 1_000_000)
-            with self.lock:
-                for ident in indicator_ids:
-                    obj = self.index.indicator_object(ident)
-                    if obj is not None:
-                        index.add(obj)
-            if not len(index):
-                return 0
-        total = self.history.count(since)
+        index = Index(horizon_s=self.index.horizon_us // 1_000_000)
+        hunted: list[tuple[str, str]] = []
+        before = self.history.hunted()
+        counted: dict[str, Pattern] = {}  # earlier one-observation patterns: what they matched was counted
+        with self.lock:
+            for ident in (list(self.facts) if indicator_ids is None else indicator_ids):
+                obj = self.index.indicator_object(ident)
+                if obj is None:
+                    continue
+                index.add(obj)
+                hunted.append((ident, obj["pattern"]))
+                old = before.get(ident)
+                if old is not None and old != obj["pattern"]:
+                    try:
+                        earlier = Pattern(old)
+                    except (ValueError, p.PatternSyntaxError):
+                        continue
+                    if earlier.simple:
+                        counted[ident] = earlier
+        if not len(index):
+            return 0
+        total = self.history.count(since, until_n)
         hits = done = 0
-        for _sensor, obs in self.history.read(since):
+        for _sensor, obs in self.history.read(since, until_n):
             with self.lock:
                 for hit in index.match(obs):
+                    earlier = counted.get(hit.indicator_id)
+                    if earlier is not None and earlier.matches([obs]):
+                        continue  # the earlier version of the pattern counted it already
                     hits += self._record(hit)
             done += 1
             if progress is not None and (done % 1000 == 0 or done == total):
                 progress(done, total)
+        self.history.mark_hunted(hunted)
         self.counts["hunted"] += done
         return hits
 
