@@ -39,6 +39,26 @@ def test_each_event_shows_its_observables_as_valid_stix() -> None:
             assert validate(obj) is None, obj
 
 
+@pytest.mark.parametrize("stamp,expected", [
+    ("2017-01-30T16:12:27.027213+0100", "2017-01-30T15:12:27.027Z"),
+    ("2017-01-30T00:30:00.5-02:30", "2017-01-30T03:00:00.500Z"),
+    ("2016-02-29T23:59:59.999999Z", "2016-02-29T23:59:59.999Z"),
+])
+def test_eve_times_in_utc_with_milliseconds(stamp: str, expected: str) -> None:
+    from kuroshio.correlate.evaluate import stamp_us
+
+    obs = eve_observation(DNS.replace(b"2017-01-30T16:12:27.027213+0100", stamp.encode()))
+    assert obs is not None and obs.time == expected and obs.at == stamp_us(expected)
+
+
+@pytest.mark.parametrize("stamp", ["2017-02-29T00:00:00.0+0000", "2017-01-30T24:00:00.0+0000",
+                                   "2017-01-30T10:00:00+0000", "2017-13-01T00:00:00.0Z", "2017-01-30T10:00:00.0+2500"])
+def test_impossible_eve_times_are_refused(stamp: str) -> None:
+    with pytest.raises(Malformed) as err:
+        eve_observation(DNS.replace(b"2017-01-30T16:12:27.027213+0100", stamp.encode()))
+    assert err.value.reason == "bad-timestamp"
+
+
 def test_the_same_observable_seen_twice_has_one_id() -> None:
     a, b = eve_observation(DNS), eve_observation(DNS.replace(b"27.027213", b"59.000001"))
     ids = lambda o, t: {x["id"] for x in o.objects if x["type"] == t}  # noqa: E731

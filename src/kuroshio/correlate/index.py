@@ -229,6 +229,21 @@ def _getter(steps: tuple[Any, ...]) -> Any:
     if len(steps) == 1:
         return None  # read inline by Index.match
     plan = tuple((s, s.endswith("_ref")) for s in steps)
+    if len(plan) == 2:  # the common shapes, without the loop: hashes.'SHA-256', dst_ref.value
+        (a, a_ref), (b, b_ref) = plan
+        if not a_ref and not b_ref:
+            def read_key_key(obj: dict[str, Any], objects: dict[str, dict[str, Any]]) -> Any:
+                v = obj.get(a)
+                return v.get(b) if type(v) is dict else None
+
+            return read_key_key
+        if a_ref and not b_ref:
+            def read_ref_key(obj: dict[str, Any], objects: dict[str, dict[str, Any]]) -> Any:
+                r = obj.get(a)
+                o = objects.get(r) if type(r) is str else None
+                return o.get(b) if o is not None else None
+
+            return read_ref_key
 
     def read(obj: dict[str, Any], objects: dict[str, dict[str, Any]]) -> Any:
         v: Any = obj
@@ -334,19 +349,7 @@ class _PathTable:
                 dot = v.find(".", v.find(".") + 1)
                 near = self.by16.get(v[:dot]) if dot > 0 else None
                 if near or self.wide4 or dot < 0 or "/" in v or ":" in v:
-                    addr = _IPV4_SEEN.get(v, -1)
-                    if addr == -1:
-                        addr = _ipv4(v)
-                    if addr is None:
-                        self._networks(v, out)
-                    else:
-                        if near:
-                            for shift, masked, hit in near:
-                                if addr >> shift == masked and hit:
-                                    out.append(hit)
-                        for shift, masked, hit in self.wide4:
-                            if addr >> shift == masked and hit:
-                                out.append(hit)
+                    self.blocks(v, near, out)
             if self.affixes:
                 self._affixes(v, out)
         elif tv is int or tv is float:
@@ -356,6 +359,22 @@ class _PathTable:
             if self.ranges:
                 self.above.lookup(v, out)
                 self.below.lookup(v, out)
+
+    def blocks(self, v: str, near: list[tuple[int, int, list[LeafRef]]] | None, out: list[list[LeafRef]]) -> None:
+        """Blocks holding `v`, given the /16-or-longer IPv4 blocks `near` it by its first two octets."""
+        addr = _IPV4_SEEN.get(v, -1)
+        if addr == -1:
+            addr = _ipv4(v)
+        if addr is None:
+            self._networks(v, out)
+            return
+        if near:
+            for shift, masked, hit in near:
+                if addr >> shift == masked and hit:
+                    out.append(hit)
+        for shift, masked, hit in self.wide4:
+            if addr >> shift == masked and hit:
+                out.append(hit)
 
     def _affixes(self, v: str, out: list[list[LeafRef]]) -> None:
         nv = v if v.isascii() else unicodedata.normalize("NFC", v)
@@ -554,19 +573,23 @@ class Index:
             self.add(ind)
 
     def _plans(self) -> dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]]:
-        """Per object type: (how to read and look up each indexed path, leaves evaluated on every object)."""
+        """Per object type: how to read and look up each indexed path (tables with equality keys only
+        are looked up inline), and the leaves evaluated on every object of the type."""
         plans: dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]] = {}
         for otype in set(self._paths) | set(self._residual):
             steps_plan = []
             for table in self._paths.get(otype, {}).values():
                 if table.empty():
                     continue
+                # how the value is looked up: 0 equality only (inline), 1 equality and address blocks
+                # (inline up to the /16 probe), 2 everything (PathTable.lookup)
+                kind = 2 if (table.affixes or table.ranges) else 1 if table.nets else 0
                 if table.fast:
-                    steps_plan.append((0, table.steps[0], table.lookup))
+                    steps_plan.append((0, table.steps[0], table, kind))
                 elif table.read is not None:
-                    steps_plan.append((1, table.read, table.lookup))
+                    steps_plan.append((1, table.read, table, kind))
                 else:
-                    steps_plan.append((2, table.steps, table.lookup))
+                    steps_plan.append((2, table.steps, table, 2))
             plans[otype] = (tuple(steps_plan), self._residual.get(otype) or None)
         self._plan = plans
         return plans
@@ -579,21 +602,32 @@ class Index:
             plan = plans.get(otype)
             if plan is None:
                 continue
-            for how, arg, lookup in plan[0]:
-                if how == 0:
-                    for obj in objs:
+            for how, arg, table, kind in plan[0]:
+                eq = table.eq
+                for obj in objs:
+                    if how == 0:
                         v = obj.get(arg)
-                        if v is not None:
-                            lookup(v, found)
-                elif how == 1:
-                    for obj in objs:
+                    elif how == 1:
                         v = arg(obj, obs.objects)
-                        if v is not None:
-                            lookup(v, found)
-                else:
-                    for obj in objs:
+                    else:
                         for v in select(obj, arg, obs.objects):
-                            lookup(v, found)
+                            table.lookup(v, found)
+                        continue
+                    if v is None:
+                        continue
+                    if kind == 2:
+                        table.lookup(v, found)
+                        continue
+                    tv = type(v)
+                    if tv is str or tv is int or tv is float:  # (not bool: True == 1 would find 1's leaves)
+                        hit = eq.get(v)
+                        if hit:
+                            found.append(hit)
+                        if kind == 1 and tv is str:
+                            dot = v.find(".", v.find(".") + 1)
+                            near = table.by16.get(v[:dot]) if dot > 0 else None
+                            if near or table.wide4 or dot < 0 or "/" in v or ":" in v:
+                                table.blocks(v, near, found)
             if plan[1]:
                 found.append(plan[1])
         if not found:

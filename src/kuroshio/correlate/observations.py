@@ -8,7 +8,10 @@ cannot be read are counted by reason (`Malformed`) and skipped: garbage in a log
 
 from __future__ import annotations
 
+import calendar
 import ipaddress
+import re
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -39,6 +42,7 @@ class Observation:
     time: str  # STIX timestamp (UTC) of the event
     kind: str  # the sensor's event type, e.g. dns, http, tls, fileinfo, flow, alert
     objects: list[dict[str, Any]] = field(default_factory=list)  # STIX SCOs, deterministic ids
+    at: int = 0  # the same time in microseconds since the epoch
 
     def add(self, obj: dict[str, Any], contributing: tuple[str, ...]) -> str:
         obj["id"] = sco_id(obj["type"], {k: obj[k] for k in contributing if k in obj})
@@ -47,27 +51,71 @@ class Observation:
             self.objects.append(obj)
         return obj["id"]
 
+    def add_value(self, kind: str, value: str) -> str:
+        """An observable identified by its `value` alone (addresses, domain names, URLs)."""
+        key = (kind, value)
+        ident = _VALUE_IDS.get(key)
+        if ident is None:
+            ident = sco_id(kind, {"value": value})
+            _remember(_VALUE_IDS, key, ident)
+        if all(o["id"] != ident for o in self.objects):
+            self.objects.append({"type": kind, "value": value, "id": ident, "spec_version": "2.1"})
+        return ident
 
-def _stix_time(value: Any) -> str:
-    """Suricata's `2017-01-30T16:12:26.985026+0100` as a STIX UTC timestamp."""
+
+# Sensors see the same addresses and names again and again: what was worked out once is remembered
+# (bounded: a table is emptied when it reaches MEMO entries).
+MEMO = 1 << 16
+_VALUE_IDS: dict[tuple[str, str], str] = {}
+_ADDRESSES: dict[str, tuple[str, str] | None] = {}
+_HOSTNAMES: dict[str, bool] = {}
+
+
+def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(table) >= MEMO:
+        table.clear()
+    table[key] = value
+
+
+_EVE_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{1,6})(?:([+-])(\d\d):?(\d\d)|Z)\Z")
+
+
+def _stix_time(value: Any) -> tuple[str, int]:
+    """Suricata's `2017-01-30T16:12:26.985026+0100` as a STIX UTC timestamp (milliseconds), and in
+    microseconds since the epoch."""
     if not isinstance(value, str):
         raise Malformed("no-timestamp")
-    try:
-        when = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
-    except ValueError:
-        raise Malformed("bad-timestamp") from None
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    m = _EVE_TIME.match(value)
+    if m is None:
+        raise Malformed("bad-timestamp")
+    y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    year, month, day, hour, minute, second = int(y), int(mo), int(d), int(h), int(mi), int(s)
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60
+            and second < 60 and (sign is None or (int(oh) < 24 and int(om) < 60))):
+        raise Malformed("bad-timestamp")
+    secs = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    if sign is not None:
+        secs -= (1 if sign == "+" else -1) * (int(oh) * 3600 + int(om) * 60)
+    if not 0 <= secs < 253402300800:  # years 1970 to 9999
+        raise Malformed("bad-timestamp")
+    ms = frac.ljust(6, "0")[:3]
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + "." + ms + "Z", secs * 1_000_000 + int(ms) * 1000
 
 
 def _address(obs: Observation, value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    try:
-        ip = ipaddress.ip_address(value)
-    except ValueError:
-        raise Malformed("bad-address") from None
-    kind = "ipv4-addr" if ip.version == 4 else "ipv6-addr"
-    return obs.add({"type": kind, "value": str(ip)}, ("value",))
+    known = _ADDRESSES.get(value, False)
+    if known is False:
+        try:
+            ip = ipaddress.ip_address(value)
+            known = ("ipv4-addr" if ip.version == 4 else "ipv6-addr", str(ip))
+        except ValueError:
+            known = None
+        _remember(_ADDRESSES, value, known)
+    if known is None:
+        raise Malformed("bad-address")
+    return obs.add_value(*known)
 
 
 def _domain(obs: Observation, value: Any) -> str | None:
@@ -76,9 +124,13 @@ def _domain(obs: Observation, value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     name = value.rstrip(".").lower()
-    if not is_hostname(name):
+    ok = _HOSTNAMES.get(name)
+    if ok is None:
+        ok = is_hostname(name)
+        _remember(_HOSTNAMES, name, ok)
+    if not ok:
         return None
-    return obs.add({"type": "domain-name", "value": name}, ("value",))
+    return obs.add_value("domain-name", name)
 
 
 _HASHES = (("md5", "MD5"), ("sha1", "SHA-1"), ("sha256", "SHA-256"))
@@ -97,9 +149,12 @@ _URI_SAFE = "/:?#[]@!$&'()*+,;=%-._~"
 def _add_url(obs: Observation, value: str) -> None:
     """A url SCO, when the value is an absolute URI STIX accepts (a request to a bare internal host name
     or with a malformed target is not one)."""
-    obj = {"type": "url", "spec_version": "2.1", "id": "url--00000000-0000-5000-8000-000000000000", "value": value}
-    if validate(obj) is None:
-        obs.add({"type": "url", "value": value}, ("value",))
+    key = ("url", value)
+    if key not in _VALUE_IDS:
+        obj = {"type": "url", "spec_version": "2.1", "id": "url--00000000-0000-5000-8000-000000000000", "value": value}
+        if validate(obj) is not None:
+            return
+    obs.add_value("url", value)
 
 
 def eve_observation(line: bytes | str) -> Observation | None:
@@ -118,7 +173,8 @@ def eve_observation(line: bytes | str) -> Observation | None:
         raise Malformed("no-event-type")
     if kind == "stats":
         return None
-    obs = Observation(_stix_time(event.get("timestamp")), kind)
+    text, at = _stix_time(event.get("timestamp"))
+    obs = Observation(text, kind, at=at)
     src, dst = _address(obs, event.get("src_ip")), _address(obs, event.get("dest_ip"))
     if src and dst:
         traffic: dict[str, Any] = {"type": "network-traffic", "src_ref": src, "dst_ref": dst,
@@ -201,8 +257,9 @@ def read_eve(lines: Iterable[bytes | str], reading: Reading | None = None) -> It
 # -- Zeek --------------------------------------------------------------------------------------------
 
 
-def _zeek_time(value: Any) -> str:
-    """Zeek's epoch seconds, or the ISO 8601 time some exporters write, as a STIX UTC timestamp."""
+def _zeek_time(value: Any) -> tuple[str, int]:
+    """Zeek's epoch seconds, or the ISO 8601 time some exporters write, as a STIX UTC timestamp
+    (milliseconds), and in microseconds since the epoch."""
     if isinstance(value, str):
         try:
             value = float(value)
@@ -212,15 +269,18 @@ def _zeek_time(value: Any) -> str:
             except ValueError:
                 raise Malformed("bad-timestamp") from None
             when = when if when.tzinfo else when.replace(tzinfo=UTC)
-            return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            value = when.timestamp()
     if not isinstance(value, (int, float)) or not 0 <= value < 32503680000:
         raise Malformed("bad-timestamp")
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    when = datetime.fromtimestamp(value, UTC)
+    us = int(when.timestamp()) * 1_000_000 + when.microsecond // 1000 * 1000
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", us
 
 
 def zeek_observation(path: str, record: dict[str, Any]) -> Observation:
     """The observation in one Zeek record of log `path` (conn, dns, http, ssl, files, x509, ...)."""
-    obs = Observation(_zeek_time(record.get("ts")), path)
+    text, at = _zeek_time(record.get("ts"))
+    obs = Observation(text, path, at=at)
     src, dst = _address(obs, record.get("id.orig_h")), _address(obs, record.get("id.resp_h"))
     if src and dst:
         traffic: dict[str, Any] = {"type": "network-traffic", "src_ref": src, "dst_ref": dst, "start": obs.time,

@@ -36,7 +36,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 def observed(obs: Observation) -> Observed | None:
     """A sensor observation (observations.py) as the matcher's `Observed`."""
-    when = stamp_us(obs.time)
+    when = obs.at or stamp_us(obs.time)
     if when is None:
         return None
     return Observed({o["id"]: o for o in obs.objects}, when, when, 1)

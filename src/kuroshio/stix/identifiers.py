@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
@@ -33,7 +34,15 @@ def new_id(object_type: str) -> str:
 
 def sco_id(object_type: str, contributing: dict[str, object]) -> str:
     """The deterministic id of a cyber-observable: UUIDv5 over the RFC 8785 form of its ID contributing
-    properties (STIX 2.1 part 1, section 2.9), so the same observable seen twice has one id."""
+    properties (STIX 2.1 part 1, section 2.9), so the same observable seen twice has one id.
+    (uuid.uuid5 computed directly: sensors' logs make one per observable.)"""
     from .canonical import canonical
 
-    return f"{object_type}--{uuid.uuid5(SCO_NAMESPACE, canonical(contributing).decode())}"
+    digest = bytearray(hashlib.sha1(_SCO_NAMESPACE_BYTES + canonical(contributing)).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{object_type}--{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_SCO_NAMESPACE_BYTES = SCO_NAMESPACE.bytes
