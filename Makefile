@@ -8,7 +8,7 @@ VENV  := .venv
 STAMP := $(VENV)/.installed-test
 BENCH := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench campaign campaign-federation clean
+.PHONY: demo test lint bench campaign campaign-federation campaign-matcher clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Kuroshio needs Python 3.11 or newer on PATH (python3.11, python3.12, ...): install one, then run make again." >&2; exit 1; }
@@ -36,10 +36,16 @@ bench: $(BENCH)
 	$(VENV)/bin/python bench/taxii_vs_medallion.py
 	$(VENV)/bin/python bench/releasability.py
 	$(VENV)/bin/python bench/federation.py
+	$(VENV)/bin/python bench/correlate.py
+	$(VENV)/bin/python bench/observe.py
 
 # the long releasability campaign: 100,000 generated populations against the reference model (~40 min)
 campaign: $(STAMP)
 	KUROSHIO_PROPERTY_CASES=100000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/markings/test_property.py
+
+# the pattern-matching differential campaign: 100,000 generated cases against stix2-matcher
+campaign-matcher: $(STAMP)
+	KUROSHIO_MATCHER_CASES=100000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/correlate/test_evaluate.py -k stix2_matcher
 
 # the federation fault campaign: 100 kill -9 during pull and 100 during push (syncing and serving nodes)
 campaign-federation: $(STAMP)
