@@ -66,6 +66,25 @@ def test_demo_partners_exchange_what_their_markings_allow(tmp_path: Path) -> Non
             assert _id("note", "red") not in at_jpn and _id("indicator", "source") not in at_jpn
             assert "description" not in at_jpn[_id("report", "report")]
             assert _id("report", "jpn-report") in at_twn
+
+            # JPN's AMBER indicator for TWN; TWN's sensor log; the sightings go back to JPN
+            import time
+
+            from kuroshio.demo import correlate_demo, jpn_for_twn, sensor_log
+
+            record = jpn.ingest(jpn.operator(), jpn.collection("intel", "shared"),
+                                jpn_for_twn(jpn.config.identity, twn.config.identity))
+            assert record.failure_count == 0, record.details
+            pull(twn, twn.config.partner("JPN"))
+            log = tmp_path / "sensor-eve.json"
+            log.write_bytes(b"\n".join(sensor_log(time.time_ns() // 1000)))
+            counts = correlate_demo(twn, log, console)
+            assert counts["matches"] == 5 and counts["sightings"] == 4  # the HTTP event: C2 address and domain
+            pull(jpn, jpn.config.partner("TWN"))
+            sightings = {o["sighting_of_ref"]: o for o in held(jpn).values() if o["type"] == "sighting"}
+            assert sightings[_id("indicator", "jpn-amber")]["count"] == 1
+            assert sightings[_id("indicator", "jpn-ais")]["count"] == 2
+            assert sightings[_id("indicator", "ip")]["count"] == 1
     finally:
         twn.close()
         jpn.close()

@@ -1,5 +1,6 @@
 """`make demo`: two partner nodes, Taiwan (TWN) and Japan (JPN), on 127.0.0.1, linked both ways, with demo
-users and intelligence loaded; shows live what each side received and what it did not; Ctrl-C stops both."""
+users and intelligence loaded; shows live what each side received and what it did not, then TWN's
+sensor log matched against the indicators and the sightings JPN receives; Ctrl-C stops both."""
 
 from __future__ import annotations
 
@@ -109,6 +110,65 @@ def jpn_objects(identity: str) -> list[dict[str, Any]]:
     return [ind, report]
 
 
+def jpn_for_twn(identity: str, twn_identity: str) -> list[dict[str, Any]]:
+    """JPN's TLP:AMBER indicator released to TWN only: TWN's sensors will see it, JPN will learn it."""
+    ts = "2026-11-04T00:00:00.000Z"
+    rel = releasable_to(_id("marking-definition", "rel-twn"), [(twn_identity, "TWN", "TW")], created_by=identity,
+                        created=ts)
+    ind = {"spec_version": "2.1", "created": ts, "modified": ts, "created_by_ref": identity, "type": "indicator",
+           "id": _id("indicator", "jpn-amber"), "name": "Spear-phishing infrastructure (for TWN)",
+           "pattern": "[domain-name:value = 'portal.ferry-schedule.example']", "pattern_type": "stix",
+           "valid_from": "2026-01-01T00:00:00Z", "indicator_types": ["malicious-activity"],
+           "object_marking_refs": [TLP2["amber"], rel["id"]]}
+    return [rel, ind]
+
+
+def sensor_log(now_us: int) -> list[bytes]:
+    """A few Suricata EVE lines from TWN's sensor, timed just before `now_us`: a DNS query for JPN's AMBER
+    domain, traffic to JPN's GREEN address and to TWN's own C2 address, and ordinary traffic."""
+    import time
+
+    def stamp(offset_s: int) -> str:
+        secs = now_us // 1_000_000 - offset_s
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".000000+0000"
+
+    def event(offset: int, dest: str, **extra: Any) -> bytes:
+        return orjson.dumps({"timestamp": stamp(offset), "event_type": extra.pop("event_type", "flow"),
+                             "src_ip": "10.20.0.15", "src_port": 49152 + offset, "dest_ip": dest,
+                             "dest_port": extra.pop("port", 443), "proto": extra.pop("proto", "TCP"), **extra})
+
+    return [
+        event(300, "10.20.0.1", event_type="dns", port=53, proto="UDP",
+              dns={"type": "query", "rrname": "portal.ferry-schedule.example", "rrtype": "A"}),
+        event(240, "192.0.2.44"),
+        event(180, "192.0.2.44"),
+        event(120, "203.0.113.77", event_type="http", port=80,
+              http={"hostname": "update.harbour-logistics.example", "url": "/payload.bin"}),
+        event(60, "198.51.100.200"),
+    ]
+
+
+def correlate_demo(node: Node, log: Path, console: Console) -> dict[str, int]:
+    """TWN's sensor log through the node's correlation: the sightings it publishes go back to JPN."""
+    from .correlate.observations import read_eve
+    from .correlate.service import Correlator
+
+    correlator = Correlator(node)
+    try:
+        correlator.refresh()
+        correlator.catch_up()
+        correlator.observe(read_eve(log.read_bytes().splitlines()))
+        published = correlator.flush()
+    finally:
+        correlator.close()
+    counts = {"indicators": len(correlator.index), "observations": correlator.counts["observations"],
+              "matches": correlator.counts["matches"], "sightings": published}
+    console.print(f"  TWN's sensor log {log.name}: {counts['observations']} observations against "
+                  f"{counts['indicators']} indicators, {counts['matches']} matches, {published} sightings published",
+                  highlight=False)
+    return counts
+
+
 def prepare_demo(home: Path, port: int, data: Path, console: Console, *,
                  jpn_identity: dict[str, Any] | None = None) -> tuple[Node, dict[str, str]]:
     """TWN's demo node. With `jpn_identity` (the JPN node's), JPN is that organisation, ready to link."""
@@ -175,14 +235,23 @@ def link_nodes(a: Node, b: Node) -> None:
     links.set_credentials(b, a.config.org, token_for_b)
 
 
-def _watch(nodes: dict[str, Node], console: Console, stop: Any) -> None:
-    """Print, as it happens, what each node pulled and pushed and what it refused; then what arrived where."""
+def _watch(nodes: dict[str, Node], console: Console, stop: Any, log: Path | None = None) -> None:
+    """Print, as it happens, what each node pulled and pushed and what it refused; then what arrived where;
+    then, once JPN's indicators reached TWN, TWN's sensor log correlated and the sightings JPN receives."""
     from .federation import links
     from .store import ObjectFilter
 
     seen: dict[tuple[str, str], tuple[int, int, int, int]] = {}
-    reported = False
+    reported = correlated = sighted = False
     while not stop.wait(1.0):
+        twn, jpn = nodes["TWN"], nodes["JPN"]
+        if reported and not correlated and log is not None:
+            coll = twn.collection(twn.config.default_api_root, "shared")
+            if twn.store.query(twn.operator(), coll, ObjectFilter(ids=[_id("indicator", "jpn-amber")])).rows:
+                correlated = True
+                correlate_demo(twn, log, console)
+        if correlated and not sighted:
+            sighted = _sightings_report(jpn, console)
         for org, node in nodes.items():
             for st in links.status(node):
                 now = (st.get("received", 0), st.get("rejected", 0), st.get("pushed", 0), st.get("push_rejected", 0))
@@ -199,6 +268,31 @@ def _watch(nodes: dict[str, Node], console: Console, stop: Any) -> None:
             if arrived:
                 reported = True
                 _report(nodes, console)
+
+
+def _sightings_report(jpn: Node, console: Console) -> bool:
+    """When sightings from TWN have reached JPN: a table of them; False while none has."""
+    from rich.table import Table
+
+    from .store import ObjectFilter
+
+    coll = jpn.collection(jpn.config.default_api_root, "shared")
+    rows = jpn.store.query(jpn.operator(), coll, ObjectFilter(types=["sighting"], limit=1000)).rows
+    sightings = [orjson.loads(r.raw) for r in rows if r.raw is not None]
+    names = {_id("indicator", "jpn-amber"): "JPN spear-phishing domain (AMBER, for TWN)",
+             _id("indicator", "jpn-ais"): "JPN spoofed AIS relay (GREEN)",
+             _id("indicator", "ip"): "TWN's own C2 address (GREEN)",
+             _id("indicator", "domain"): "TWN's own C2 domain (GREEN)"}
+    if not any(s["sighting_of_ref"] in names and "jpn" in names[s["sighting_of_ref"]].lower() for s in sightings):
+        return False
+    table = Table("indicator", "seen by", "count", "sighting's markings", title="What JPN learnt from TWN's sensors")
+    for s in sightings:
+        marks = ", ".join("TLP:" + k.upper() for k, v in TLP2.items() if v in s.get("object_marking_refs", []))
+        if len(s.get("object_marking_refs", [])) > 1:
+            marks += ", releasable to JPN"
+        table.add_row(names.get(s["sighting_of_ref"], s["sighting_of_ref"]), "TWN", str(s["count"]), marks)
+    console.print(table)
+    return True
 
 
 def _report(nodes: dict[str, Node], console: Console) -> None:
@@ -255,6 +349,12 @@ def run_demo(home: Path, port: int, data: Path, console: Console) -> None:
     twn, creds = prepare_demo(home / "TWN", port, data, console,
                               jpn_identity=orjson.loads(jpn.store.organisation_identity(jpn_org.id)))
     link_nodes(twn, jpn)
+    jpn.ingest(jpn.operator(), jpn.collection(jpn.config.default_api_root, "shared"),
+               jpn_for_twn(jpn.config.identity, twn.config.identity))
+    log = home.resolve() / "TWN" / "sensor-eve.json"
+    import time
+
+    log.write_bytes(b"\n".join(sensor_log(time.time_ns() // 1000)) + b"\n")
     nodes = {"TWN": twn, "JPN": jpn}
     servers = []
     for node in (twn, jpn):
@@ -268,7 +368,7 @@ def run_demo(home: Path, port: int, data: Path, console: Console) -> None:
         t.start()
     services = [FederationService(n) for n in (twn, jpn)]
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(nodes, console, stop), daemon=True)
+    watcher = threading.Thread(target=_watch, args=(nodes, console, stop, log), daemon=True)
     root = twn.config.default_api_root
     console.print()
     for node, c, extra in ((twn, creds, "analyst / reader / admin (TWN), liaison (a JPN user on TWN's node)"),
@@ -282,8 +382,11 @@ def run_demo(home: Path, port: int, data: Path, console: Console) -> None:
                       f"version=2.1' '{base}/{root}/collections/shared/objects/?limit=5'", highlight=False,
                       soft_wrap=True)
     console.print()
-    console.print("The nodes sync both ways (pull and push, signed). What each receives appears below; "
+    console.print("The nodes sync both ways (pull and push, signed). What each receives appears below, then "
+                  "TWN's sensor log is matched against the indicators and the sightings go back to JPN; "
                   "Ctrl-C stops both.")
+    console.print(f"  more sensor data: kuroshio observe {log.parent} {log} --follow   (append EVE lines to {log.name})",
+                  highlight=False, soft_wrap=True)
     try:
         for svc in services:
             svc.start()
