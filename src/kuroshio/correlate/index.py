@@ -21,7 +21,7 @@ import bisect
 import socket
 import unicodedata
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -412,6 +412,61 @@ class _PathTable:
                     out.append(hit)
 
 
+Probe = Callable[[list[dict[str, Any]], dict[str, dict[str, Any]], list[list[LeafRef]]], None]
+
+
+def _probe(table: _PathTable) -> Probe:
+    """The matcher's inner loop for one path, specialised to how its values are read (a plain key, a
+    short path, any path) and looked up (equality only; equality and IPv4 blocks; everything)."""
+    eq, by16, wide4, blocks, lookup = table.eq, table.by16, table.wide4, table.blocks, table.lookup
+    name = table.steps[0]
+    read = table.read
+    steps = table.steps
+    if not table.fast and read is None:
+        def probe_any(objs: list[dict[str, Any]], objects: dict[str, dict[str, Any]], found: list[list[LeafRef]]) -> None:
+            for obj in objs:
+                for v in select(obj, steps, objects):
+                    lookup(v, found)
+
+        return probe_any
+    if table.affixes or table.ranges:
+        def probe_all(objs: list[dict[str, Any]], objects: dict[str, dict[str, Any]], found: list[list[LeafRef]]) -> None:
+            for obj in objs:
+                v = obj.get(name) if read is None else read(obj, objects)
+                if v is not None:
+                    lookup(v, found)
+
+        return probe_all
+    if table.nets:
+        def probe_blocks(objs: list[dict[str, Any]], objects: dict[str, dict[str, Any]],
+                         found: list[list[LeafRef]]) -> None:
+            for obj in objs:
+                v = obj.get(name) if read is None else read(obj, objects)
+                if type(v) is str:
+                    hit = eq.get(v)
+                    if hit:
+                        found.append(hit)
+                    dot = v.find(".", v.find(".") + 1)
+                    near = by16.get(v[:dot]) if dot > 0 else None
+                    if near or wide4 or dot < 0 or "/" in v or ":" in v:
+                        blocks(v, near, found)
+                elif v is not None:
+                    lookup(v, found)
+
+        return probe_blocks
+
+    def probe_eq(objs: list[dict[str, Any]], objects: dict[str, dict[str, Any]], found: list[list[LeafRef]]) -> None:
+        for obj in objs:
+            v = obj.get(name) if read is None else read(obj, objects)
+            t = type(v)
+            if t is str or t is int or t is float:  # not bool: True == 1 would find the number's leaves
+                hit = eq.get(v)
+                if hit:
+                    found.append(hit)
+
+    return probe_eq
+
+
 # --- indicators ---------------------------------------------------------------------------------
 
 
@@ -573,24 +628,12 @@ class Index:
             self.add(ind)
 
     def _plans(self) -> dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]]:
-        """Per object type: how to read and look up each indexed path (tables with equality keys only
-        are looked up inline), and the leaves evaluated on every object of the type."""
+        """Per object type: a probe for each indexed path (reads the path's values from the objects
+        and appends the leaves their keys find), and the leaves evaluated on every object of the type."""
         plans: dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]] = {}
         for otype in set(self._paths) | set(self._residual):
-            steps_plan = []
-            for table in self._paths.get(otype, {}).values():
-                if table.empty():
-                    continue
-                # how the value is looked up: 0 equality only (inline), 1 equality and address blocks
-                # (inline up to the /16 probe), 2 everything (PathTable.lookup)
-                kind = 2 if (table.affixes or table.ranges) else 1 if table.nets else 0
-                if table.fast:
-                    steps_plan.append((0, table.steps[0], table, kind))
-                elif table.read is not None:
-                    steps_plan.append((1, table.read, table, kind))
-                else:
-                    steps_plan.append((2, table.steps, table, 2))
-            plans[otype] = (tuple(steps_plan), self._residual.get(otype) or None)
+            probes = tuple(_probe(table) for table in self._paths.get(otype, {}).values() if not table.empty())
+            plans[otype] = (probes, self._residual.get(otype) or None)
         self._plan = plans
         return plans
 
@@ -598,36 +641,13 @@ class Index:
         """The indicators this observation matches (alone, or with recent ones for compound patterns)."""
         found: list[list[LeafRef]] = []
         plans = self._plan if self._plan is not None else self._plans()
+        objects = obs.objects
         for otype, objs in obs.by_type.items():
             plan = plans.get(otype)
             if plan is None:
                 continue
-            for how, arg, table, kind in plan[0]:
-                eq = table.eq
-                for obj in objs:
-                    if how == 0:
-                        v = obj.get(arg)
-                    elif how == 1:
-                        v = arg(obj, obs.objects)
-                    else:
-                        for v in select(obj, arg, obs.objects):
-                            table.lookup(v, found)
-                        continue
-                    if v is None:
-                        continue
-                    if kind == 2:
-                        table.lookup(v, found)
-                        continue
-                    tv = type(v)
-                    if tv is str or tv is int or tv is float:  # (not bool: True == 1 would find 1's leaves)
-                        hit = eq.get(v)
-                        if hit:
-                            found.append(hit)
-                        if kind == 1 and tv is str:
-                            dot = v.find(".", v.find(".") + 1)
-                            near = table.by16.get(v[:dot]) if dot > 0 else None
-                            if near or table.wide4 or dot < 0 or "/" in v or ":" in v:
-                                table.blocks(v, near, found)
+            for probe in plan[0]:
+                probe(objs, objects, found)
             if plan[1]:
                 found.append(plan[1])
         if not found:
