@@ -1,0 +1,1 @@
+"""Shared maritime picture: AIS input, vessel tracks, anomaly detectors, maritime intelligence in STIX."""
