@@ -1,4 +1,4 @@
-"""Command line: init, org, user, collection, partner, serve, sync, import, export, audit, observe, hunt, demo. Non-interactive, one clear line per error."""
+"""Command line: init, org, user, collection, partner, serve, sync, import, export, audit, observe, hunt, ais, demo. Non-interactive, one clear line per error."""
 
 from __future__ import annotations
 
@@ -949,6 +949,327 @@ def hunt(
         correlator.close()
         node.close()
     _correlation_summary(correlator, {})
+
+
+
+# --- the maritime picture: AIS in, events out -----------------------------------------------------------
+
+ais_app = typer.Typer(no_args_is_help=True, help="The shared maritime picture: AIS ingest, zones, events.")
+app.add_typer(ais_app, name="ais")
+
+
+def _ais_lines(source: str, stop: Any) -> Iterator[bytes]:
+    """Lines from a file (.gz too), a TCP feed (tcp://host:port, reconnecting) or UDP (udp://[host]:port)."""
+    import gzip
+    import socket
+    import time
+
+    if source.startswith("tcp://"):
+        host, _, port = source[6:].rpartition(":")
+        while not stop.is_set():
+            try:
+                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5) as conn:
+                    conn.settimeout(1.0)
+                    buf = b""
+                    while not stop.is_set():
+                        try:
+                            chunk = conn.recv(65536)
+                        except TimeoutError:
+                            continue
+                        if not chunk:
+                            break
+                        *lines, buf = (buf + chunk).split(b"\n")
+                        yield from lines
+            except OSError as exc:
+                err.print(f"{source}: {exc.strerror or exc}; reconnecting in 2 s", markup=False)
+                stop.wait(2.0)
+        return
+    if source.startswith("udp://"):
+        host, _, port = source[6:].rpartition(":")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((host or "0.0.0.0", int(port)))
+            sock.settimeout(0.5)
+            while not stop.is_set():
+                try:
+                    data, _ = sock.recvfrom(65536)
+                except TimeoutError:
+                    continue
+                yield from data.splitlines()
+        return
+    path = Path(source)
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fp:
+        for line in fp:
+            if stop.is_set():
+                return
+            yield line
+    _ = time
+
+
+@ais_app.command("ingest")
+def ais_ingest(
+    home: HomeArg,
+    sources: Annotated[list[str], typer.Argument(help="NMEA files (.gz too), tcp://host:port, udp://[host]:port.")],
+    replay_speed: Annotated[float, typer.Option(help="Replay files at N times the recorded pace (0: at once).")] = 0.0,
+    land: Annotated[Path | None, typer.Option(help="GeoJSON land polygons (default: maritime.land of node.toml).")] = None,
+) -> None:
+    """Decode AIS, keep the tracks, run the detectors and publish the events (docs/maritime.md)."""
+    import queue
+    import signal
+    import threading
+    import time
+
+    from rich.live import Live
+
+    from .maritime.geo import LandMask
+    from .maritime.service import MaritimeService
+
+    for src in sources:
+        if not src.startswith(("tcp://", "udp://")) and not Path(src).is_file():
+            fail(f"{src} is not a file, tcp://host:port or udp://[host]:port")
+    node = _open(home)
+    try:
+        mask = LandMask.from_geojson(land) if land is not None else None
+        svc = MaritimeService(node, land=mask)
+    except (ValueError, OSError) as exc:
+        node.close()
+        fail(str(exc))
+    stop = threading.Event()
+    lines: queue.Queue[Any] = queue.Queue(maxsize=50_000)
+    done = object()
+
+    def pump(src: str) -> None:
+        try:
+            for line in _ais_lines(src, stop):
+                lines.put((src, line))
+        except OSError as exc:
+            err.print(f"{src}: {exc}", markup=False)
+        lines.put((src, done))
+
+    def interrupted(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = [signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)]
+    threads = [threading.Thread(target=pump, args=(src,), daemon=True) for src in sources]
+    for t in threads:
+        t.start()
+    open_sources = len(sources)
+    started = last_publish = time.monotonic()
+    clock0: float | None = None
+
+    def status() -> Table:
+        st = svc.stats
+        elapsed = max(time.monotonic() - started, 1e-6)
+        table = Table(show_header=False, box=None)
+        table.add_row("messages", f"{st.messages:,} ({st.messages / elapsed:,.0f}/s)")
+        table.add_row("vessels", f"{len(svc.picture.vessels):,}")
+        table.add_row("events", ", ".join(f"{k} {n:,}" for k, n in sorted(st.events.items())) or "none")
+        table.add_row("published", f"{st.published:,} objects")
+        return table
+
+    try:
+        with Live(status(), console=err, refresh_per_second=4, transient=True) as live:
+            while open_sources and not stop.is_set():
+                try:
+                    src, line = lines.get(timeout=0.25)
+                except queue.Empty:
+                    src, line = None, None
+                if line is done:
+                    open_sources -= 1
+                elif line is not None:
+                    batches: dict[str, list[bytes]] = {src: [line]}
+                    for _ in range(500):
+                        try:
+                            src2, line2 = lines.get_nowait()
+                        except queue.Empty:
+                            break
+                        if line2 is done:
+                            open_sources -= 1
+                            continue
+                        batches.setdefault(src2, []).append(line2)
+                    for src2, batch in batches.items():
+                        svc.feed(batch, src2)
+                    if replay_speed > 0 and svc.picture.clock:
+                        clock0 = svc.picture.clock if clock0 is None else clock0
+                        ahead = (svc.picture.clock - clock0) / replay_speed - (time.monotonic() - started)
+                        if ahead > 0:
+                            stop.wait(min(ahead, 5.0))
+                now = time.monotonic()
+                if now - last_publish >= node.config.maritime.publish_seconds:
+                    last_publish = now
+                    svc.publish()
+                live.update(status())
+        svc.close_readers()
+        svc.publish()
+    except (NodeError, StoreError, RuntimeError) as exc:
+        fail(str(exc))
+    finally:
+        stop.set()
+        for s, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
+            signal.signal(s, handler)
+        svc.close()
+        node.close()
+    st = svc.stats
+    table = Table(title="AIS ingest")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("lines", f"{st.lines:,}")
+    table.add_row("messages", f"{st.messages:,}")
+    table.add_row("positions", f"{st.positions:,}")
+    table.add_row("vessels", f"{len(svc.picture.vessels):,}")
+    for kind, n in sorted(st.events.items()):
+        table.add_row(f"events: {kind}", f"{n:,}")
+    table.add_row("objects published", f"{st.published:,}")
+    for reason, n in sorted(st.skipped.items()):
+        table.add_row(f"skipped ({reason})", f"{n:,}")
+    out.print(table)
+
+
+@ais_app.command("zones")
+def ais_zones(
+    home: HomeArg,
+    action: Annotated[str, typer.Argument(help="add, list or remove.")],
+    name: Annotated[str | None, typer.Argument(help="The zone's name (add, remove).")] = None,
+    geojson: Annotated[Path | None, typer.Argument(help="add: GeoJSON, a polygon, a point or a line (a gate), "
+                                                   "or features.")] = None,
+    buffer_nm: Annotated[float, typer.Option(help="Grow the shape by this many nautical miles (12: territorial sea).")] = 0.0,
+    gate: Annotated[bool, typer.Option(help="A line whose crossings are transits (default for lines without a buffer).")] = False,
+) -> None:
+    """Areas (entry, exit, dwell) and gate lines (transits) the maritime picture watches."""
+    if action == "list":
+        _zones_list(home)
+    elif action == "add":
+        if name is None or geojson is None:
+            fail("zones add needs a NAME and a GeoJSON file")
+        _zones_add(home, name, geojson, buffer_nm, gate)
+    elif action == "remove":
+        if name is None:
+            fail("zones remove needs the zone's NAME")
+        _zones_remove(home, name)
+    else:
+        fail(f"zones: '{action}' is not add, list or remove")
+
+
+def _zones_add(home: Path, name: str, geojson: Path, buffer_nm: float, gate: bool) -> None:
+    import re
+
+    from .maritime.geo import zones_from_geojson
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}", name):
+        fail(f"zone name '{name}': use letters, digits, spaces, '.', '_' or '-' (at most 64)")
+    try:
+        doc = orjson.loads(geojson.read_bytes())
+        zones = zones_from_geojson(doc, name=name, kind="gate" if gate else None, buffer=buffer_nm)
+    except OSError as exc:
+        fail(f"{geojson}: {exc.strerror}")
+    except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        fail(f"{geojson}: not usable GeoJSON ({exc})")
+    node = _open(home)
+    try:
+        folder = node.config.path(node.config.maritime.zones)
+        folder.mkdir(parents=True, exist_ok=True)
+        features = [{"type": "Feature", "properties": {"name": z.name, "kind": z.kind},
+                     "geometry": orjson.loads(orjson.dumps(z.geometry.__geo_interface__))} for z in zones]
+        (folder / f"{name}.geojson").write_bytes(orjson.dumps({"type": "FeatureCollection", "features": features}))
+    finally:
+        node.close()
+    out.print(f"zone '{name}' added ({', '.join(z.kind for z in zones)})", highlight=False)
+
+
+def _zones_list(home: Path) -> None:
+    from .maritime.service import load_zones
+
+    node = _open(home)
+    try:
+        zones = load_zones(node.config.path(node.config.maritime.zones), gates=node.config.maritime.island_chain_gates)
+    finally:
+        node.close()
+    table = Table("name", "kind", "bounds (W, S, E, N)")
+    for z in zones:
+        table.add_row(z.name, z.kind, ", ".join(f"{b:.3f}" for b in z.bounds))
+    out.print(table)
+
+
+def _zones_remove(home: Path, name: str) -> None:
+    node = _open(home)
+    try:
+        path = node.config.path(node.config.maritime.zones) / f"{name}.geojson"
+        if not path.is_file():
+            fail(f"no zone '{name}' (see `kuroshio ais zones {home} list`; the island-chain gates are turned off "
+                 "with maritime.island_chain_gates = false)")
+        path.unlink()
+    finally:
+        node.close()
+    out.print(f"zone '{name}' removed", highlight=False)
+
+
+@ais_app.command("events")
+def ais_events(
+    home: HomeArg,
+    kind: Annotated[list[str] | None, typer.Option(help="Only events of this kind (repeatable): gap, loitering, "
+                                                   "encounter, zone-entry, zone-exit, zone-dwell, transit, spoofing, "
+                                                   "on-land, identity.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only events that ended (or are open) after this STIX timestamp.")] = None,
+    area: Annotated[str | None, typer.Option(help="Only events inside south,west,north,east (degrees).")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="List what this user may see (default: the node operator).")] = None,
+) -> None:
+    """Maritime events held by the node (its own and its partners'), newest first."""
+    box = None
+    if area:
+        try:
+            south, west, north, east = (float(x) for x in area.split(","))
+            box = (south, west, north, east)
+        except ValueError:
+            fail(f"--area '{area}': give south,west,north,east in degrees, e.g. 21.5,119,26,123")
+    node = _open(home)
+    rows: list[dict[str, Any]] = []
+    try:
+        principal = _acting_as(node, as_user)
+        for coll in node.store.collections():
+            cursor = None
+            while True:
+                page = node.store.query(principal, coll, ObjectFilter(types=["maritime-event"], added_after=cursor,
+                                                                      limit=1000), way="export")
+                rows += [orjson.loads(r.raw) for r in page.rows if r.raw is not None]
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+    except (NodeError, StoreError) as exc:
+        fail(str(exc))
+    finally:
+        node.close()
+    picked = []
+    for e in rows:
+        if kind and e.get("event_type") not in kind:
+            continue
+        if since and (e.get("end_time") or "9999") < since:
+            continue
+        if box and not (box[0] <= e.get("latitude", 999) <= box[2] and box[1] <= e.get("longitude", 999) <= box[3]):
+            continue
+        picked.append(e)
+    picked.sort(key=lambda e: e.get("start_time", ""), reverse=True)
+    table = Table(title=f"{len(picked)} maritime events")
+    for column in ("start", "end", "event", "status", "where"):
+        table.add_column(column, overflow="fold")
+    for e in picked:
+        table.add_row(e.get("start_time", "")[:19], (e.get("end_time") or "")[:19], e.get("name", ""),
+                      e.get("status", ""), f"{e.get('latitude', 0):.3f}, {e.get('longitude', 0):.3f}")
+    out.print(table)
+
+
+@ais_app.command("scenario")
+def ais_scenario(
+    out_file: Annotated[Path, typer.Argument(help="Where to write the NMEA sentences.")],
+) -> None:
+    """Write the East Asia scenario (vessels with known behaviour) as NMEA with tag blocks."""
+    from .maritime.scenario import east_asia
+
+    s = east_asia()
+    lines = s.lines()
+    out_file.write_text("\n".join(lines) + "\n")
+    zones = out_file.with_suffix(".zones.geojson")
+    zones.write_bytes(orjson.dumps({"type": "FeatureCollection", "features": s.zones}))
+    out.print(f"{len(lines):,} sentences in {out_file} ({len(s.truth)} events to find); its zones in {zones}",
+              highlight=False)
 
 
 def main() -> None:

@@ -79,6 +79,21 @@ class CorrelateConfig:
 
 
 @dataclass
+class MaritimeConfig:
+    """The maritime picture (docs/maritime.md): sharing policy, geography, detector parameters."""
+
+    collection: str = "shared"  # where vessels, events and sightings are published
+    marking: str = "amber"  # TLP level of everything the picture publishes
+    releasable_to: list[str] = field(default_factory=list)  # organisations (short names) named as recipients
+    land: str = ""  # GeoJSON land polygons for the on-land detector and "away from port" (empty: none)
+    zones: str = "zones"  # folder of GeoJSON zone files (kuroshio ais zones)
+    island_chain_gates: bool = True  # watch the first island chain's gaps for transits
+    keep_days: int = 30  # positions kept for track queries
+    publish_seconds: float = 10.0  # how often new and changed events are published
+    params: dict[str, float] = field(default_factory=dict)  # detector parameters that differ from the defaults
+
+
+@dataclass
 class NodeConfig:
     home: Path
     org: str  # short organisation name, e.g. TWN
@@ -103,6 +118,7 @@ class NodeConfig:
     tls_client_ca: str = ""  # and require client certificates signed by this CA (mutual TLS)
     partners: list[PartnerConfig] = field(default_factory=list)
     correlate: CorrelateConfig = field(default_factory=CorrelateConfig)
+    maritime: MaritimeConfig = field(default_factory=MaritimeConfig)
     api_roots: list[ApiRootConfig] = field(default_factory=lambda: [
         ApiRootConfig("intel", "Intelligence", "STIX 2.1 intelligence shared by this node")
     ])
@@ -136,6 +152,7 @@ class NodeConfig:
             "api_roots": [asdict(r) for r in self.api_roots],
             "partners": [asdict(p) for p in self.partners],
             "correlate": asdict(self.correlate),
+            "maritime": asdict(self.maritime),
         }
         (self.home / CONFIG_FILE).write_text(tomli_w.dumps(data))
 
@@ -180,6 +197,7 @@ class NodeConfig:
             if roots:
                 cfg.api_roots = roots
             cfg.correlate = CorrelateConfig(**data.get("correlate", {}))
+            cfg.maritime = MaritimeConfig(**data.get("maritime", {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: missing or invalid setting {exc}: compare with the example in docs/operations.md") from None
         for p in cfg.partners:
@@ -187,6 +205,8 @@ class NodeConfig:
                 raise ConfigError(f"{path}: partner {p.org}: direction must be one of {', '.join(DIRECTIONS)}")
         if cfg.correlate.sighting_marking and cfg.correlate.sighting_marking not in TLP_LEVELS:
             raise ConfigError(f"{path}: correlate.sighting_marking must be empty or one of {', '.join(TLP_LEVELS)}")
+        if cfg.maritime.marking not in TLP_LEVELS:
+            raise ConfigError(f"{path}: maritime.marking must be one of {', '.join(TLP_LEVELS)}")
         if not 1 <= cfg.page_size <= cfg.max_page_size:
             raise ConfigError(f"{path}: server.page_size must be between 1 and server.max_page_size")
         return cfg
