@@ -12,12 +12,15 @@ character is two octal digits) and reading fields with shifts.
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
 # each payload character as two octal digits (its six bits): one int() call decodes the payload
 _OCTAL = {c: f"{(c - 48 if c - 48 < 40 else c - 56):02o}" for c in range(48, 120) if c not in range(88, 96)}
 _SIXBIT_TEXT = "@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_ !\"#$%&'()*+,-./0123456789:;<=>?"
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_TO_AIS = bytes.maketrans(_B64, _SIXBIT_TEXT.encode())
 
 
 class DecodeError(ValueError):
@@ -52,14 +55,15 @@ class Bits:
         return bool(self.u(start, 1))
 
     def text(self, start: int, width: int) -> str:
-        width = min(width, self.size - start)
-        out = []
-        for i in range(width // 6):
-            c = _SIXBIT_TEXT[self.u(start + 6 * i, 6)]
-            if c == "@":
-                break
-            out.append(c)
-        return "".join(out).strip()
+        """Six-bit text, cut at the first '@' and stripped. The field's bits go through base64 (which
+        also writes six bits per character) and one translation to the AIS alphabet, all in C."""
+        chars = max(0, min(width, self.size - start)) // 6
+        if not chars:
+            return ""
+        pad = -chars % 4
+        v = self.u(start, chars * 6) << (6 * pad)
+        text = base64.b64encode(v.to_bytes((chars + pad) * 3 // 4, "big"))[:chars].translate(_B64_TO_AIS).decode()
+        return text.split("@", 1)[0].strip()
 
 
 def _deg(raw: int) -> float:
@@ -80,18 +84,23 @@ def _need(bits: Bits, size: int) -> None:
 
 
 def _position_a(b: Bits, m: dict[str, Any]) -> None:
+    # the most frequent message: fields read inline from the payload's integer
     _need(b, 149)
-    m["status"] = b.u(38, 4)
-    m["turn"] = _turn(b.s(42, 8))
-    m["speed"] = b.u(50, 10) / 10.0
-    m["accuracy"] = b.b(60)
-    m["lon"] = _deg(b.s(61, 28))
-    m["lat"] = _deg(b.s(89, 27))
-    m["course"] = b.u(116, 12) / 10.0
-    m["heading"] = b.u(128, 9)
-    m["second"] = b.u(137, 6)
-    m["maneuver"] = b.u(143, 2)
-    m["raim"] = b.b(148)
+    n, end = b.n, b.size
+    m["status"] = (n >> (end - 42)) & 0xF
+    turn = (n >> (end - 50)) & 0xFF
+    m["turn"] = _turn(turn - 256 if turn & 0x80 else turn)
+    m["speed"] = ((n >> (end - 60)) & 0x3FF) / 10.0
+    m["accuracy"] = bool((n >> (end - 61)) & 1)
+    lon = (n >> (end - 89)) & 0xFFFFFFF
+    m["lon"] = round((lon - 0x10000000 if lon & 0x8000000 else lon) / 600000.0, 6)
+    lat = (n >> (end - 116)) & 0x7FFFFFF
+    m["lat"] = round((lat - 0x8000000 if lat & 0x4000000 else lat) / 600000.0, 6)
+    m["course"] = ((n >> (end - 128)) & 0xFFF) / 10.0
+    m["heading"] = (n >> (end - 137)) & 0x1FF
+    m["second"] = (n >> (end - 143)) & 0x3F
+    m["maneuver"] = (n >> (end - 145)) & 0x3
+    m["raim"] = bool((n >> (end - 149)) & 1)
 
 
 def _base_station(b: Bits, m: dict[str, Any]) -> None:
@@ -208,10 +217,12 @@ def decode(payload: str, fill: int = 0) -> dict[str, Any]:
     if not payload:
         raise DecodeError("empty-payload")
     b = Bits(payload, fill)
-    if b.size < 38:
+    end = b.size
+    if end < 38:
         raise DecodeError("too-short")
-    msg_type = b.u(0, 6)
-    m: dict[str, Any] = {"msg_type": msg_type, "repeat": b.u(6, 2), "mmsi": b.u(8, 30)}
+    n = b.n
+    msg_type = (n >> (end - 6)) & 0x3F
+    m: dict[str, Any] = {"msg_type": msg_type, "repeat": (n >> (end - 8)) & 0x3, "mmsi": (n >> (end - 38)) & 0x3FFFFFFF}
     decoder = _DECODERS.get(msg_type)
     if decoder is not None:
         decoder(b, m)

@@ -136,7 +136,7 @@ _PARAMS = {
     "loitering": ("slow_knots", "loitering_hours", "port_km"),
     "encounter": ("encounter_metres", "slow_knots", "encounter_hours", "port_km"),
     "spoofing": ("spoofing_knots", "min_jump_seconds", "min_jump_metres", "duplicate_metres"),
-    "on-land": ("land_margin_metres",),
+    "on-land": ("land_margin_metres", "land_from_sea_hours"),
 }
 
 

@@ -34,13 +34,17 @@ class Payload(NamedTuple):
     sentences: int  # how many sentences carried it
 
 
-def checksum_ok(body: str, given: str) -> bool:
-    """NMEA checksum: XOR of the characters between the start character and '*', two hex digits."""
+def checksum(body: str) -> int:
+    """NMEA checksum: the XOR of the characters between the start character and '*'."""
     x = 0
     for c in body.encode("latin-1", "replace"):
         x ^= c
+    return x
+
+
+def checksum_ok(body: str, given: str) -> bool:
     try:
-        return x == int(given, 16)
+        return checksum(body) == int(given, 16)
     except ValueError:
         return False
 

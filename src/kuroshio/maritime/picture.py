@@ -45,7 +45,8 @@ class Params:
     min_jump_seconds: float = 10.0  # closer fixes are timestamp errors, not movement
     min_jump_metres: float = 1000.0  # smaller jumps are position noise
     duplicate_metres: float = 10.0  # a retransmission: the same position again within a minute
-    land_margin_metres: float = 1000.0  # "on land": land this far around too (coastline resolution)
+    land_margin_metres: float = 2000.0  # "on land": land this far around too (coastline resolution)
+    land_from_sea_hours: float = 6.0  # ... for a vessel that was at sea this recently (not an inland vessel)
     stale_seconds: float = 0.0  # a fix older than the last one by more than this is stale
 
     def as_dict(self) -> dict[str, float]:
@@ -98,6 +99,7 @@ class Vessel:
         "lon",
         "mmsi",
         "name",
+        "sea_t",
         "ship_type",
         "slow_dist",
         "slow_lat",
@@ -131,6 +133,7 @@ class Vessel:
         self.ghost: tuple[float, float, float] | None = None  # a far position rejected as a jump
         self.ghost_left = False  # a normal fix came after the ghost
         self.land_day = -1
+        self.sea_t = 0.0  # the last time a position was at sea
         self.dup_day = -1
         self.encounters: dict[int, Event] = {}
 
@@ -335,11 +338,17 @@ class Picture:
                         "direction": _compass(prev_lat, prev_lon, lat, lon), "side": side,
                         "from": [prev_lat, prev_lon], "to": [lat, lon]}))
         if self.land is not None:
-            day = int(t // 86400)
-            if v.land_day != day and self._well_inside_land(lat, lon):
-                v.land_day = day
-                events.append(Event("on-land", v.mmsi, t, lat, lon, end=t, detail={
-                    "margin_m": self.params.land_margin_metres}))
+            # a vessel that was at sea and is now well inside land; one that is always "on land" sails
+            # inland waterways (rivers are land in coastline-based masks)
+            if not self.land.on_land(lat, lon):
+                v.sea_t = t
+            else:
+                day = int(t // 86400)
+                if v.land_day != day and v.sea_t and t - v.sea_t <= self.params.land_from_sea_hours * HOUR \
+                        and self._well_inside_land(lat, lon):
+                    v.land_day = day
+                    events.append(Event("on-land", v.mmsi, t, lat, lon, end=t, detail={
+                        "margin_m": self.params.land_margin_metres, "at_sea_hours_before": round((t - v.sea_t) / HOUR, 2)}))
         events += self._slow(v, t)
         return events
 

@@ -234,7 +234,9 @@ def east_asia() -> Scenario:
     s.static(667000061, "OCEAN STAR", day + 5400, imo=9300001)
     s.track(667000061, (22.90, 119.40), 0.0, 9.0, day + 5400, 0.5)
     s.truth.append(Truth("identity", 667000061, anomaly="flag-change"))
-    # 8. a position well inside Taiwan
-    s.track(416000070, (23.70, 121.00), 0.0, 8.0, day, 0.2)
+    # 8. positions that run from the sea well inside Taiwan (a spoofed track); not: a vessel that is
+    #    always "on land" (an inland waterway the coastline-based mask counts as land)
+    s.track(416000070, (23.70, 121.75), 270.0, 12.0, day, 2)
     s.truth.append(Truth("on-land", 416000070))
+    s.track(416000071, (23.20, 120.60), 0.0, 5.0, day, 1)
     return s
