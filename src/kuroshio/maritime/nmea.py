@@ -183,10 +183,10 @@ class Reader:
             source = tags.get("s", source)
             if "c" in tags:
                 time = _epoch(tags["c"]) or time
-        if time is None and after:
-            time = _epoch(after.split(",")[-1])
-        if time is None:
+        if time is None:  # a Gatehouse $PGHP line gives the message's own time ...
             time = self._next_time
+        if time is None and after:  # ... before the (later) time it reached the ground station
+            time = _epoch(after.split(",")[-1])
         self._next_time = None
         own = kind == "VDO"
         if count == 1:

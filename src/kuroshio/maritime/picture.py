@@ -17,6 +17,7 @@ two places at once, an MMSI without a valid MID, a name change, an IMO number un
 from __future__ import annotations
 
 import math
+import time as _time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,8 +43,8 @@ class Params:
     encounter_hours: float = 2.0
     port_km: float = 10.0  # "away from port": no land within this distance (needs a land mask)
     spoofing_knots: float = 50.0  # an implied speed above this between consecutive fixes
-    min_jump_seconds: float = 10.0  # closer fixes are timestamp errors, not movement
-    min_jump_metres: float = 1000.0  # smaller jumps are position noise
+    min_jump_seconds: float = 30.0  # closer fixes: receive-time errors (satellite relays), not movement
+    min_jump_metres: float = 2000.0  # smaller jumps are position noise
     duplicate_metres: float = 10.0  # a retransmission: the same position again within a minute
     land_margin_metres: float = 2000.0  # "on land": land this far around too (coastline resolution)
     land_from_sea_hours: float = 6.0  # ... for a vessel that was at sea this recently (not an inland vessel)
@@ -169,7 +170,7 @@ class Picture:
 
     def message(self, msg: dict[str, Any], time: float | None, source: str = "") -> list[Event]:
         """Take one decoded message received at `time` (None: the latest time seen)."""
-        t = self.clock if time is None else time
+        t = time if time is not None else (self.clock or _time.time())  # untimed feeds: as received
         if t > self.clock:
             self.clock = t
         kind = msg["msg_type"]
