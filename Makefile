@@ -38,6 +38,7 @@ bench: $(BENCH)
 	$(VENV)/bin/python bench/federation.py
 	$(VENV)/bin/python bench/correlate.py
 	$(VENV)/bin/python bench/observe.py
+	$(VENV)/bin/python bench/ais.py
 
 # the long releasability campaign: 100,000 generated populations against the reference model (~40 min)
 campaign: $(STAMP)

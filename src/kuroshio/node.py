@@ -276,8 +276,11 @@ class Node:
             coll = store.add_collection(api_root, alias, title, description, allow_custom=allow_custom,
                                         default_marking=marking)
             store.grant(coll.id, home_org.id, can_read=True, can_write=True)
-        # the marking definitions readers need to interpret markings: TLP 2.0 and 1.0, Kuroshio's own
-        node.publish([*TLP_OBJECTS.values(), *kuroshio_objects()], "reference")
+        # the marking definitions readers need to interpret markings: TLP 2.0 and 1.0, Kuroshio's own;
+        # the extension definitions of the maritime picture's object types
+        from .maritime.intel import definitions as maritime_definitions
+
+        node.publish([*TLP_OBJECTS.values(), *kuroshio_objects(), *maritime_definitions()], "reference")
         node.publish_identity(identity)
         return node
 
