@@ -85,6 +85,15 @@ def test_demo_partners_exchange_what_their_markings_allow(tmp_path: Path) -> Non
             assert sightings[_id("indicator", "jpn-amber")]["count"] == 1
             assert sightings[_id("indicator", "jpn-ais")]["count"] == 2
             assert sightings[_id("indicator", "ip")]["count"] == 1
+
+            # TWN's AIS picture: events go to JPN (TLP:AMBER releasable to JPN)
+            from kuroshio.demo import maritime_demo
+
+            events = maritime_demo(twn, tmp_path / "no-data", console)
+            assert events["gap"] >= 1 and events["transit"] >= 1
+            pull(jpn, jpn.config.partner("TWN"))
+            received = [o for o in held(jpn).values() if o["type"] == "maritime-event"]
+            assert {e["event_type"] for e in received} >= {"gap", "transit", "encounter", "spoofing"}
     finally:
         twn.close()
         jpn.close()

@@ -1,6 +1,7 @@
 """`make demo`: two partner nodes, Taiwan (TWN) and Japan (JPN), on 127.0.0.1, linked both ways, with demo
 users and intelligence loaded; shows live what each side received and what it did not, then TWN's
-sensor log matched against the indicators and the sightings JPN receives; Ctrl-C stops both."""
+sensor log matched against the indicators and the sightings JPN receives, then TWN's AIS picture of
+a scenario around Taiwan and the maritime events JPN receives; Ctrl-C stops both."""
 
 from __future__ import annotations
 
@@ -169,6 +170,52 @@ def correlate_demo(node: Node, log: Path, console: Console) -> dict[str, int]:
     return counts
 
 
+def maritime_demo(node: Node, data: Path, console: Console) -> dict[str, int]:
+    """TWN's receivers hear the East Asia scenario; its events are published TLP:AMBER releasable to JPN."""
+    from .maritime.geo import LandMask, gates_of_first_island_chain, zones_from_geojson
+    from .maritime.scenario import east_asia
+    from .maritime.service import MaritimeService
+
+    if node.config.maritime.releasable_to != ["JPN"]:
+        node.config.maritime.releasable_to = ["JPN"]
+        node.config.save()
+    scenario = east_asia()
+    land_file = data / "geo" / "ne_50m_land_clip_east-asia.geojson"
+    land = LandMask.from_geojson(land_file) if land_file.is_file() else None
+    zones = [*zones_from_geojson({"type": "FeatureCollection", "features": scenario.zones}),
+             *gates_of_first_island_chain()]
+    svc = MaritimeService(node, land=land, zones=zones)
+    try:
+        svc.feed(scenario.lines(), "rTWN-Yonaguni")
+        svc.close_readers()
+        published = svc.publish()
+    finally:
+        svc.close()
+    events = dict(svc.stats.events)
+    console.print(f"  TWN's AIS receivers: {svc.stats.messages:,} messages, {len(svc.picture.vessels)} vessels, "
+                  f"{sum(events.values())} events ({', '.join(f'{k} {n}' for k, n in sorted(events.items()))}); "
+                  f"{published} objects published, TLP:AMBER releasable to JPN", highlight=False)
+    return events
+
+
+def _maritime_report(jpn: Node, console: Console) -> bool:
+    """When TWN's maritime events have reached JPN: a table of them; False while none has."""
+    from rich.table import Table
+
+    from .store import ObjectFilter
+
+    coll = jpn.collection(jpn.config.default_api_root, "shared")
+    rows = jpn.store.query(jpn.operator(), coll, ObjectFilter(types=["maritime-event"], limit=1000)).rows
+    events = [orjson.loads(r.raw) for r in rows if r.raw is not None]
+    if not events:
+        return False
+    table = Table("event", "status", "start", title="TWN's maritime picture, as JPN receives it")
+    for e in sorted(events, key=lambda e: e["start_time"]):
+        table.add_row(e["name"], e["status"], e["start_time"][:16])
+    console.print(table)
+    return True
+
+
 def prepare_demo(home: Path, port: int, data: Path, console: Console, *,
                  jpn_identity: dict[str, Any] | None = None) -> tuple[Node, dict[str, str]]:
     """TWN's demo node. With `jpn_identity` (the JPN node's), JPN is that organisation, ready to link."""
@@ -235,16 +282,22 @@ def link_nodes(a: Node, b: Node) -> None:
     links.set_credentials(b, a.config.org, token_for_b)
 
 
-def _watch(nodes: dict[str, Node], console: Console, stop: Any, log: Path | None = None) -> None:
+def _watch(nodes: dict[str, Node], console: Console, stop: Any, log: Path | None = None,
+           data: Path | None = None) -> None:
     """Print, as it happens, what each node pulled and pushed and what it refused; then what arrived where;
     then, once JPN's indicators reached TWN, TWN's sensor log correlated and the sightings JPN receives."""
     from .federation import links
     from .store import ObjectFilter
 
     seen: dict[tuple[str, str], tuple[int, int, int, int]] = {}
-    reported = correlated = sighted = False
+    reported = correlated = sighted = maritime = pictured = False
     while not stop.wait(1.0):
         twn, jpn = nodes["TWN"], nodes["JPN"]
+        if sighted and not maritime and data is not None:
+            maritime = True
+            maritime_demo(twn, data, console)
+        if maritime and not pictured:
+            pictured = _maritime_report(jpn, console)
         if reported and not correlated and log is not None:
             coll = twn.collection(twn.config.default_api_root, "shared")
             if twn.store.query(twn.operator(), coll, ObjectFilter(ids=[_id("indicator", "jpn-amber")])).rows:
@@ -287,6 +340,8 @@ def _sightings_report(jpn: Node, console: Console) -> bool:
         return False
     table = Table("indicator", "seen by", "count", "sighting's markings", title="What JPN learnt from TWN's sensors")
     for s in sightings:
+        if s["sighting_of_ref"] not in names:
+            continue  # example sightings from the loaded data sets
         marks = ", ".join("TLP:" + k.upper() for k, v in TLP2.items() if v in s.get("object_marking_refs", []))
         if len(s.get("object_marking_refs", [])) > 1:
             marks += ", releasable to JPN"
@@ -368,7 +423,7 @@ def run_demo(home: Path, port: int, data: Path, console: Console) -> None:
         t.start()
     services = [FederationService(n) for n in (twn, jpn)]
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(nodes, console, stop, log), daemon=True)
+    watcher = threading.Thread(target=_watch, args=(nodes, console, stop, log, data), daemon=True)
     root = twn.config.default_api_root
     console.print()
     for node, c, extra in ((twn, creds, "analyst / reader / admin (TWN), liaison (a JPN user on TWN's node)"),

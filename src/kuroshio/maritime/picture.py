@@ -86,6 +86,7 @@ class Vessel:
         "destination",
         "dims",
         "dup_day",
+        "enc_t",
         "encounters",
         "first",
         "fixes",
@@ -100,8 +101,10 @@ class Vessel:
         "lon",
         "mmsi",
         "name",
+        "port",
         "sea_t",
         "ship_type",
+        "slow_cell",
         "slow_dist",
         "slow_lat",
         "slow_lon",
@@ -137,6 +140,9 @@ class Vessel:
         self.sea_t = 0.0  # the last time a position was at sea
         self.dup_day = -1
         self.encounters: dict[int, Event] = {}
+        self.enc_t = 0.0  # when neighbours were last searched for encounters
+        self.port: tuple[float, float, bool] | None = None  # (lat, lon, away from port) last checked
+        self.slow_cell: tuple[int, int] | None = None  # the ~1 km cell it is filed under while slow
 
     def static(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mmsi": self.mmsi}
@@ -365,11 +371,11 @@ class Picture:
     def _slow(self, v: Vessel, t: float) -> list[Event]:
         p = self.params
         events: list[Event] = []
-        slow = v.sog < p.slow_knots and self._away_from_port(v.lat, v.lon)
+        slow = v.sog < p.slow_knots and self._vessel_away_from_port(v)
         cell = (math.floor(v.lat * 100), math.floor(v.lon * 100))  # ~1 km
         if not slow:
             if v.slow_since is not None:
-                self._unslow(v, cell)
+                self._unslow(v)
                 if v.loiter is not None:
                     v.loiter.end = t
                     v.loiter.version += 1
@@ -384,7 +390,15 @@ class Picture:
             v.slow_lat, v.slow_lon, v.slow_n = v.lat, v.lon, 1
         else:
             v.slow_n += 1
-        self.slow_cells.setdefault(cell, set()).add(v.mmsi)
+        if v.slow_cell != cell:
+            if v.slow_cell is not None:
+                old = self.slow_cells.get(v.slow_cell)
+                if old is not None:
+                    old.discard(v.mmsi)
+                    if not old:
+                        del self.slow_cells[v.slow_cell]
+            self.slow_cells.setdefault(cell, set()).add(v.mmsi)
+            v.slow_cell = cell
         duration = t - v.slow_since
         if duration >= p.loitering_hours * HOUR and v.loiter is None:
             v.loiter = Event("loitering", v.mmsi, v.slow_since, v.lat, v.lon, detail={
@@ -392,16 +406,28 @@ class Picture:
             events.append(v.loiter)
         elif v.loiter is not None:
             v.loiter.detail["hours"] = round(duration / HOUR, 2)
-        events += self._encounters(v, cell, t)
+        if v.encounters or t - v.enc_t >= 300.0:  # new encounters need 2 h: looking every 5 min is enough
+            v.enc_t = t
+            events += self._encounters(v, cell, t)
         return events
 
-    def _unslow(self, v: Vessel, cell: tuple[int, int]) -> None:
+    def _vessel_away_from_port(self, v: Vessel) -> bool:
+        """Away from port, re-checked only when the vessel has moved a kilometre since the last check."""
+        if self.land is None:
+            return True
+        if v.port is None or abs(v.lat - v.port[0]) > 0.01 or abs(v.lon - v.port[1]) > 0.01:
+            v.port = (v.lat, v.lon, self._away_from_port(v.lat, v.lon))
+        return v.port[2]
+
+    def _unslow(self, v: Vessel) -> None:
         v.slow_since = None
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                members = self.slow_cells.get((cell[0] + dy, cell[1] + dx))
-                if members is not None:
-                    members.discard(v.mmsi)
+        if v.slow_cell is not None:
+            members = self.slow_cells.get(v.slow_cell)
+            if members is not None:
+                members.discard(v.mmsi)
+                if not members:
+                    del self.slow_cells[v.slow_cell]
+            v.slow_cell = None
 
     def _encounters(self, v: Vessel, cell: tuple[int, int], t: float) -> list[Event]:
         p = self.params

@@ -185,7 +185,7 @@ def east_asia() -> Scenario:
     s.truth += [Truth("gap", 416000001), Truth("transit", 416000001, zone="Yonaguni-Taiwan")]
     s.track(416000002, (24.20, 122.60), 350.0, 0.5, day, 14, every=300)  # drifts nearby: the area is heard
     s.truth.append(Truth("loitering", 416000002))
-    s.track(416000003, (23.20, 123.40), 20.0, 12.0, day, 10, silent=(2, 5))  # 3 h silent: no gap
+    s.track(416000003, (23.20, 123.00), 180.0, 12.0, day, 10, silent=(2, 5))  # 3 h silent: no gap
     s.track(416000004, (30.50, 140.50), 90.0, 12.0, day, 14, silent=(3, 11))  # nobody hears that area: no gap
     # 2. rendezvous in the Taiwan Strait: two vessels 200 m apart at 1 kn for 3.5 h
     s.track(412000001, (24.30, 119.60), 45.0, 1.0, day, 3.5, every=120)
