@@ -129,3 +129,68 @@ def test_ais_commands(tmp_path: Path) -> None:
     assert r.returncode == 0 and "Yonaguni-Taiwan" in r.stdout
     assert kuroshio("ais", "zones", str(home), "remove", "patrol-box").returncode == 0
     assert "patrol-box" not in kuroshio("ais", "zones", str(home), "list").stdout
+
+
+def _wait_for_events(home: Path, kind: str, deadline: float) -> list[dict[str, Any]]:
+    import time
+
+    while time.monotonic() < deadline:
+        node = Node.open(home)
+        try:
+            found = [e for e in held(node, "maritime-event") if e["event_type"] == kind]
+        finally:
+            node.close()
+        if found:
+            return found
+        time.sleep(0.5)
+    return []
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_ais_ingest_from_network_feeds(tmp_path: Path, transport: str) -> None:
+    import signal
+    import socket
+    import threading
+    import time
+
+    home = tmp_path / "node"
+    node = Node.init(home, "TWN")
+    node.config.maritime.publish_seconds = 0.5
+    node.config.save()
+    node.close()
+    lines = [line.encode() for line in east_asia().lines()]
+    if transport == "tcp":
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                for i in range(0, len(lines), 200):
+                    conn.sendall(b"\n".join(lines[i:i + 200]) + b"\n")
+                time.sleep(30)
+
+        threading.Thread(target=serve, daemon=True).start()
+        source = f"tcp://127.0.0.1:{port}"
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        source = f"udp://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "kuroshio.cli", "ais", "ingest", str(home), source],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "250"})
+    try:
+        if transport == "udp":
+            time.sleep(2)  # the listener binds
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for i in range(0, len(lines), 20):
+                    sender.sendto(b"\r\n".join(lines[i:i + 20]), ("127.0.0.1", port))
+                    time.sleep(0.001)
+        found = _wait_for_events(home, "transit", time.monotonic() + 60)
+        assert found, "no transit event published from the network feed"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "messages" in stdout
