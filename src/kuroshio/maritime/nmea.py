@@ -106,7 +106,7 @@ class Reader:
             self.skipped["too-long"] += 1
             return []
         time: float | None = None
-        m = _PREFIX_TIME.match(line)
+        m = _PREFIX_TIME.match(line) if line[0] == "[" else None
         if m is not None:
             y, mo, d, h, mi, s = (int(x) for x in m.groups())
             try:

@@ -71,7 +71,7 @@ class MaritimeService:
         self.tracks = Tracks.of_node(node.config.home) if keep_tracks else None
         self._positions: list[tuple[int, float, float, float, float | None, float | None, str]] = []
         self._changed: dict[str, Event] = {}  # event id -> latest state, to publish
-        self._heard: dict[tuple[int, str], list[float]] = {}  # (mmsi, day) -> [count, first, last]
+        self._heard: dict[tuple[int, int], list[float]] = {}  # (mmsi, day number) -> [count, first, last]
         self.principal = node.operator()
         self.collection = node.collection(node.config.default_api_root, cfg.collection)
         self.markings, self._marking_defs = self._policy()
@@ -135,7 +135,7 @@ class MaritimeService:
             return  # not accepted into the track (duplicate, stale, jump)
         if self.tracks is not None:
             self._positions.append((mmsi, t, v.lat, v.lon, msg.get("speed"), msg.get("course"), source))
-        day = time.strftime("%Y-%m-%d", time.gmtime(t))
+        day = int(t // 86400)
         heard = self._heard.get((mmsi, day))
         if heard is None:
             self._heard[(mmsi, day)] = [1, t, t]
@@ -178,7 +178,8 @@ class MaritimeService:
             objects += relationships(eo, node_identity=me, markings=self.markings)
         for (mmsi, day), (count, first, last) in self._heard.items():
             if mmsi in involved:
-                objects.append(sighting_object(involved[mmsi], int(count), node_identity=me, day=day, first=first,
+                objects.append(sighting_object(involved[mmsi], int(count), node_identity=me,
+                                               day=time.strftime("%Y-%m-%d", time.gmtime(day * 86400)), first=first,
                                                last=last, markings=self.markings, modified=now,
                                                created=stamp(first)))
         record = self.node.ingest(self.principal, self.collection, objects)
