@@ -28,7 +28,7 @@ from .geo import LandMask, Zone, gates_of_first_island_chain, zones_from_geojson
 from .intel import event_object, relationships, sighting_object, stamp, vessel_object
 from .nmea import Reader
 from .picture import Event, Params, Picture, Vessel
-from .tracks import Tracks
+from .tracks import Tracks, open_tracks
 
 _NS = uuid.UUID("9b7e4c1a-2d3f-4a5b-8c6d-7e8f9a0b1c2d")
 
@@ -68,7 +68,7 @@ class MaritimeService:
         self.picture = Picture(params, zones, land)
         self.readers: dict[str, Reader] = {}
         self.stats = Stats()
-        self.tracks = Tracks.of_node(node.config.home) if keep_tracks else None
+        self.tracks: Tracks | None = open_tracks(node) if keep_tracks else None
         self._positions: list[tuple[int, float, float, float, float | None, float | None, str]] = []
         self._changed: dict[str, Event] = {}  # event id -> latest state, to publish
         self._heard: dict[tuple[int, int], list[float]] = {}  # (mmsi, day number) -> [count, first, last]
@@ -153,6 +153,7 @@ class MaritimeService:
             vessels = [(v.mmsi, v.name, v.callsign, v.imo, v.ship_type, v.flag or "", v.destination, v.first, v.t)
                        for v in {self.picture.vessels[p[0]] for p in batch if p[0] in self.picture.vessels}]
             self.tracks.append(batch, vessels)
+            self.tracks.prune(self.cfg.keep_days, self.picture.clock)
         if not self._changed:
             return 0
         changed, self._changed = list(self._changed.values()), {}

@@ -34,6 +34,11 @@ class PostgresStore(SqlStore):
         self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size, configure=configure, open=True,
                                     kwargs={"autocommit": False, "prepare_threshold": None})
 
+    def connection(self) -> Any:
+        """A pooled connection (a context manager), for the tables other parts keep beside the store's
+        (maritime/tracks.py), in the same database and schema."""
+        return self._pool.connection()
+
     @contextmanager
     def _read(self) -> Iterator[Any]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
