@@ -14,8 +14,6 @@ import httpx
 import orjson
 import pytest
 
-from kuroshio.markings.definitions import TLP_OBJECTS, kuroshio_objects
-
 KUROSHIO = [sys.executable, "-m", "kuroshio.cli"]
 TAXII = "application/taxii+json;version=2.1"
 
@@ -73,10 +71,9 @@ def test_import_export_round_trip(home: Path, data_dir: Path) -> None:
     refused = run("import", home, attack, "--collection", "shared", check=False)
     assert refused.returncode == 1 and "custom-content" in refused.stderr
     bundle = orjson.loads(run("export", home, "--collection", "reference").stdout)
-    from kuroshio.maritime.intel import definitions as maritime_definitions
+    from kuroshio.node import published_at_init
 
-    # marking and extension definitions the node publishes at init
-    predefined = len(TLP_OBJECTS) + len(kuroshio_objects()) + len(maritime_definitions())
+    predefined = len(published_at_init())  # marking and extension definitions the node publishes at init
     assert bundle["type"] == "bundle" and len(bundle["objects"]) == 2148 + predefined
     patterns = orjson.loads(run("export", home, "--collection", "reference", "--type", "attack-pattern").stdout)
     assert {o["type"] for o in patterns["objects"]} == {"attack-pattern"} and len(patterns["objects"]) == 188

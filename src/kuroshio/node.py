@@ -276,11 +276,7 @@ class Node:
             coll = store.add_collection(api_root, alias, title, description, allow_custom=allow_custom,
                                         default_marking=marking)
             store.grant(coll.id, home_org.id, can_read=True, can_write=True)
-        # the marking definitions readers need to interpret markings: TLP 2.0 and 1.0, Kuroshio's own;
-        # the extension definitions of the maritime picture's object types
-        from .maritime.intel import definitions as maritime_definitions
-
-        node.publish([*TLP_OBJECTS.values(), *kuroshio_objects(), *maritime_definitions()], "reference")
+        node.publish(published_at_init(), "reference")
         node.publish_identity(identity)
         return node
 
@@ -391,6 +387,15 @@ class Node:
         if user.disabled or not token_matches(stored, parts[1]):
             return None
         return self.store.principal(user)
+
+
+def published_at_init() -> list[dict[str, Any]]:
+    """What every node publishes in its `reference` collection when it is created: the marking
+    definitions readers need (TLP 2.0 and 1.0, Kuroshio's own) and the extension definitions of the
+    maritime picture's object types."""
+    from .maritime.intel import definitions as maritime_definitions
+
+    return [*TLP_OBJECTS.values(), *kuroshio_objects(), *maritime_definitions()]
 
 
 def _mtime(path: Path) -> int:

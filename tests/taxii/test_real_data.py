@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from kuroshio.markings.definitions import TLP_OBJECTS, kuroshio_objects
+from kuroshio.node import published_at_init
 from kuroshio.stix.validate import validate
 
 from ..conftest import PASSWORD, RunningServer
@@ -98,6 +98,6 @@ def test_invalid_objects_are_refused_alone(server: RunningServer, data_dir: Path
         coll = server.node.collection("intel", "reference")
         got = http.get(f"/intel/collections/{coll.id}/objects/", params={"limit": 10000, "match[version]": "all"},
                        headers={"Accept": TAXII}).json()["objects"]
-    predefined = set(TLP_OBJECTS) | {o["id"] for o in kuroshio_objects()}  # published by the node at init
+    predefined = {o["id"] for o in published_at_init()}
     assert {o["id"] for o in got} - predefined == {o["id"] for o in good}
     assert all(validate(o, allow_custom=True) is None for o in got)
