@@ -4,7 +4,7 @@ The real recordings in ../shared/data/ais (every file, multi-part and class B in
 at least 1,000,000 messages, each loop an independent replay. pyais
 decodes them (sentence parsing, reassembly of multi-part messages with its own helper, decoding);
 Kuroshio runs everything it does with an AIS feed: sentence parsing and reassembly, decoding,
-tracks, every detector (with the Natural Earth land mask and the island-chain gates), and the STIX
+tracks, every detector (with the packaged GLOBE land mask and the island-chain gates), and the STIX
 objects of the events (without storing them: the store is measured elsewhere). Messages/s on one
 core, median of the passes; then memory with 100,000 vessels tracked (synthetic MMSIs).
 
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from kuroshio.maritime.decode import DecodeError, decode
-from kuroshio.maritime.geo import LandMask, gates_of_first_island_chain
+from kuroshio.maritime.geo import GlobeLand, Land, gates_of_first_island_chain
 from kuroshio.maritime.intel import event_object
 from kuroshio.maritime.nmea import Reader
 from kuroshio.maritime.picture import Params, Picture
@@ -68,7 +68,7 @@ def run_pyais(lines: list[str], loops: int) -> tuple[float, int]:
     return n / (time.perf_counter() - t), n
 
 
-def run_ours(lines: list[str], loops: int, land: LandMask | None) -> tuple[float, int, dict[str, int], int]:
+def run_ours(lines: list[str], loops: int, land: Land | None) -> tuple[float, int, dict[str, int], int]:
     """Each loop is an independent replay (a fresh picture: the same vessels again would otherwise
     all "go dark" between loops); the land mask and its cache are shared, as in a long-running node."""
     n = events = 0
@@ -123,10 +123,8 @@ def main() -> None:
     lines = recordings()
     per_loop = sum(1 for line in lines if "VDM" in line or "VDO" in line)
     loops = max(1, -(-args.messages // max(1, int(per_loop * 0.95))))
-    land_file = DATA / "geo" / "ne_50m_land.geojson"
-    land = LandMask.from_geojson(land_file) if land_file.is_file() else None
-    print(f"{len(lines):,} lines of real recordings, looped {loops} times; land mask: "
-          f"{land_file.name if land else 'none'}; one core")
+    land = GlobeLand()
+    print(f"{len(lines):,} lines of real recordings, looped {loops} times; land mask: GLOBE 1 km; one core")
     ref, ours = [], []
     for _ in range(args.passes):
         rate, n_ref = run_pyais(lines, loops)

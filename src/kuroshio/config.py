@@ -85,7 +85,7 @@ class MaritimeConfig:
     collection: str = "shared"  # where vessels, events and sightings are published
     marking: str = "amber"  # TLP level of everything the picture publishes
     releasable_to: list[str] = field(default_factory=list)  # organisations (short names) named as recipients
-    land: str = ""  # GeoJSON land polygons for the on-land detector and "away from port" (empty: none)
+    land: str = "globe"  # the land mask: "globe" (packaged, 1 km), a GeoJSON of land polygons, or "none"
     zones: str = "zones"  # folder of GeoJSON zone files (kuroshio ais zones)
     island_chain_gates: bool = True  # watch the first island chain's gaps for transits
     keep_days: int = 30  # positions kept for track queries

@@ -172,7 +172,7 @@ def correlate_demo(node: Node, log: Path, console: Console) -> dict[str, int]:
 
 def maritime_demo(node: Node, data: Path, console: Console) -> dict[str, int]:
     """TWN's receivers hear the East Asia scenario; its events are published TLP:AMBER releasable to JPN."""
-    from .maritime.geo import LandMask, gates_of_first_island_chain, zones_from_geojson
+    from .maritime.geo import gates_of_first_island_chain, zones_from_geojson
     from .maritime.scenario import east_asia
     from .maritime.service import MaritimeService
 
@@ -180,11 +180,9 @@ def maritime_demo(node: Node, data: Path, console: Console) -> dict[str, int]:
         node.config.maritime.releasable_to = ["JPN"]
         node.config.save()
     scenario = east_asia()
-    land_file = data / "geo" / "ne_50m_land_clip_east-asia.geojson"
-    land = LandMask.from_geojson(land_file) if land_file.is_file() else None
     zones = [*zones_from_geojson({"type": "FeatureCollection", "features": scenario.zones}),
              *gates_of_first_island_chain()]
-    svc = MaritimeService(node, land=land, zones=zones)
+    svc = MaritimeService(node, zones=zones)  # the node's land mask (the packaged GLOBE 1-km mask by default)
     try:
         svc.feed(scenario.lines(), "rTWN-Yonaguni")
         svc.close_readers()

@@ -12,7 +12,7 @@ import pytest
 from shapely.geometry import Polygon
 
 from kuroshio.maritime.decode import DecodeError, decode
-from kuroshio.maritime.geo import LandMask, flag, gates_of_first_island_chain, zones_from_geojson
+from kuroshio.maritime.geo import GlobeLand, LandMask, flag, gates_of_first_island_chain, zones_from_geojson
 from kuroshio.maritime.nmea import Reader
 from kuroshio.maritime.picture import Event, Params, Picture
 from kuroshio.maritime.scenario import T0, Scenario, east_asia
@@ -49,6 +49,15 @@ def test_east_asia_scenario_precision_and_recall_are_one() -> None:
              if not any(t.matches(e) for t in scenario.truth)]
     assert not missed, f"missed: {missed}"
     assert not extra, f"false alarms: {extra}"
+
+
+def test_east_asia_scenario_with_the_packaged_globe_land_mask() -> None:
+    scenario = east_asia()
+    globe = GlobeLand()
+    assert globe.on_land(23.7, 121.0) and not globe.on_land(23.5, 122.3)  # Taiwan; the sea east of it
+    events = run(scenario, globe)
+    assert all(any(t.matches(e) for e in events) for t in scenario.truth)
+    assert all(any(t.matches(e) for t in scenario.truth) for e in events)
 
 
 def test_gap_is_reported_open_then_closed_with_its_class() -> None:

@@ -104,7 +104,62 @@ def is_ship_station(mmsi: int) -> bool:
 CELL = 0.1  # degrees: the land mask caches its answer per cell
 
 
-class LandMask:
+class Land:
+    """Whether a position is on land; `near_land` looks around it."""
+
+    def on_land(self, lat: float, lon: float) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def near_land(self, lat: float, lon: float, metres: float) -> bool:
+        """Whether land lies within `metres` of the position (ports, anchorages, the coast)."""
+        if self.on_land(lat, lon):
+            return True
+        dlat = metres / 111_320.0
+        dlon = dlat / max(0.01, math.cos(math.radians(lat)))
+        return any(self.on_land(lat + a * dlat, lon + b * dlon)
+                   for a, b in ((1, 0), (-1, 0), (0, 1), (0, -1), (0.7, 0.7), (0.7, -0.7), (-0.7, 0.7), (-0.7, -0.7)))
+
+
+class GlobeLand(Land):
+    """The GLOBE 30-arc-second (about 1 km) land mask that the `global-land-mask` package ships (its raster
+    marks water), held as packed bits: 117 MB, read in about a second without unpacking the whole raster."""
+
+    ROWS, COLS = 21600, 43200
+    PER_DEGREE = 120
+
+    def __init__(self) -> None:
+        import importlib.util
+        import zipfile
+
+        import numpy as np
+
+        spec = importlib.util.find_spec("global_land_mask")
+        if spec is None or spec.origin is None:
+            raise ValueError("the global-land-mask package is not installed: install it, or set maritime.land to "
+                             "a GeoJSON of land polygons (or to \"none\")")
+        path = Path(spec.origin).parent / "globe_combined_mask_compressed.npz"
+        row_bytes = self.COLS // 8
+        packed = bytearray(self.ROWS * row_bytes)
+        with zipfile.ZipFile(path) as z, z.open("mask.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            if tuple(shape) != (self.ROWS, self.COLS) or dtype != np.bool_:
+                raise ValueError(f"{path}: not the expected GLOBE land mask ({shape}, {dtype})")
+            for r0 in range(0, self.ROWS, 200):
+                n = min(200, self.ROWS - r0)
+                rows = np.frombuffer(f.read(n * self.COLS), dtype=np.bool_).reshape(n, self.COLS)
+                packed[r0 * row_bytes:(r0 + n) * row_bytes] = np.packbits(rows, axis=1).tobytes()
+        self._bits = packed
+        self._row_bytes = row_bytes
+
+    def on_land(self, lat: float, lon: float) -> bool:
+        row = min(self.ROWS - 1, max(0, int((90.0 - lat) * self.PER_DEGREE)))
+        col = min(self.COLS - 1, max(0, int((lon + 180.0) * self.PER_DEGREE)))
+        return not self._bits[row * self._row_bytes + (col >> 3)] >> (7 - (col & 7)) & 1  # the mask marks water
+
+
+class LandMask(Land):
     """Whether a position is on land, from GeoJSON land polygons."""
 
     def __init__(self, geometries: Iterable[Any]) -> None:
@@ -153,14 +208,27 @@ class LandMask:
         self._coarse[(south, west)] = state
         return state
 
-    def near_land(self, lat: float, lon: float, metres: float) -> bool:
-        """Whether land lies within `metres` of the position (ports, anchorages, the coast)."""
-        if self.on_land(lat, lon):
-            return True
-        dlat = metres / 111_320.0
-        dlon = dlat / max(0.01, math.cos(math.radians(lat)))
-        return any(self.on_land(lat + a * dlat, lon + b * dlon)
-                   for a, b in ((1, 0), (-1, 0), (0, 1), (0, -1), (0.7, 0.7), (0.7, -0.7), (-0.7, 0.7), (-0.7, -0.7)))
+
+
+def land_for(setting: str, home: Path) -> Land | None:
+    """The land mask a node's `maritime.land` names: "globe" (the packaged 1-km mask, the default),
+    a GeoJSON file of land polygons, or "none"."""
+    if setting in ("", "none"):
+        return None
+    if setting == "globe":
+        return _globe()
+    path = Path(setting) if Path(setting).is_absolute() else home / setting
+    return LandMask.from_geojson(path)
+
+
+_GLOBE: list[GlobeLand] = []
+
+
+def _globe() -> GlobeLand:
+    """One GLOBE mask per process (it is read-only and 117 MB)."""
+    if not _GLOBE:
+        _GLOBE.append(GlobeLand())
+    return _GLOBE[0]
 
 
 def _geometries(doc: Any) -> list[Any]:

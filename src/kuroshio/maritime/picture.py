@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .decode import POSITION_TYPES
-from .geo import KNOT, LandMask, Zone, distance_m, flag, is_ship_station, valid_position
+from .geo import KNOT, Land, Zone, distance_m, flag, is_ship_station, valid_position
 
 EVENT_NAMESPACE = uuid.UUID("0d9f4d2e-3c59-4c55-8a61-6b7a3f0e2c11")
 HOUR = 3600.0
@@ -158,7 +158,7 @@ class Vessel:
 class Picture:
     """Tracks and detectors over a stream of decoded AIS messages in (roughly) time order."""
 
-    def __init__(self, params: Params | None = None, zones: Iterable[Zone] = (), land: LandMask | None = None) -> None:
+    def __init__(self, params: Params | None = None, zones: Iterable[Zone] = (), land: Land | None = None) -> None:
         self.params = params or Params()
         self.areas = [z for z in zones if z.kind == "area"]
         self.gates = [z for z in zones if z.kind == "gate"]

@@ -24,7 +24,7 @@ from ..markings.definitions import DEFINED, TLP2, releasable_to
 from ..node import Node
 from ..stix import timestamps
 from .decode import POSITION_TYPES, DecodeError, decode
-from .geo import LandMask, Zone, gates_of_first_island_chain, zones_from_geojson
+from .geo import Land, Zone, gates_of_first_island_chain, land_for, zones_from_geojson
 from .intel import event_object, relationships, sighting_object, stamp, vessel_object
 from .nmea import Reader
 from .picture import Event, Params, Picture, Vessel
@@ -55,13 +55,13 @@ class Stats:
 
 
 class MaritimeService:
-    def __init__(self, node: Node, *, land: LandMask | None = None, zones: list[Zone] | None = None,
+    def __init__(self, node: Node, *, land: Land | None = None, zones: list[Zone] | None = None,
                  keep_tracks: bool = True) -> None:
         self.node = node
         cfg = node.config.maritime
         self.cfg = cfg
-        if land is None and cfg.land:
-            land = LandMask.from_geojson(node.config.path(cfg.land))
+        if land is None:
+            land = land_for(cfg.land, node.config.home)
         if zones is None:
             zones = load_zones(node.config.path(cfg.zones), gates=cfg.island_chain_gates)
         params = Params(**{k: float(v) for k, v in cfg.params.items()})
