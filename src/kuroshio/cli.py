@@ -1256,6 +1256,57 @@ def ais_events(
     out.print(table)
 
 
+@ais_app.command("track")
+def ais_track(
+    home: HomeArg,
+    mmsi: Annotated[int | None, typer.Option(help="One vessel's positions.")] = None,
+    area: Annotated[str | None, typer.Option(help="Positions inside south,west,north,east (degrees).")] = None,
+    since: Annotated[str | None, typer.Option(help="From this STIX timestamp.")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this STIX timestamp.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many positions.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
+) -> None:
+    """Kept positions by vessel, or by area, in a time window."""
+    from .maritime.tracks import open_tracks
+    from .stix.timestamps import check, to_micros
+
+    if (mmsi is None) == (area is None):
+        fail("give --mmsi or --area (south,west,north,east)")
+    window = []
+    for name, value in (("--since", since), ("--until", until)):
+        if value is not None and check(value) is not None:
+            fail(f"{name} '{value}' is not a STIX timestamp such as 2026-11-01T00:00:00Z")
+        window.append(to_micros(value) / 1e6 if value else None)
+    node = _open(home)
+    try:
+        tracks = open_tracks(node)
+        try:
+            if mmsi is not None:
+                rows = tracks.track(mmsi, window[0], window[1], limit)
+            else:
+                try:
+                    south, west, north, east = (float(x) for x in area.split(","))  # type: ignore[union-attr]
+                except ValueError:
+                    fail(f"--area '{area}': give south,west,north,east in degrees, e.g. 21.5,119,26,123")
+                rows = tracks.area(south, west, north, east, window[0], window[1], limit)
+        finally:
+            tracks.close()
+    finally:
+        node.close()
+    from .maritime.intel import stamp
+
+    if as_json:
+        for p in rows:
+            sys.stdout.write(orjson.dumps({"mmsi": p.mmsi, "time": stamp(p.t), "lat": p.lat, "lon": p.lon,
+                                           "sog": p.sog, "cog": p.cog, "source": p.source}).decode() + "\n")
+        return
+    table = Table("mmsi", "time", "lat", "lon", "knots", "course", "receiver", title=f"{len(rows)} positions")
+    for p in rows:
+        table.add_row(str(p.mmsi), stamp(p.t), f"{p.lat:.5f}", f"{p.lon:.5f}",
+                      "" if p.sog is None else f"{p.sog:.1f}", "" if p.cog is None else f"{p.cog:.1f}", p.source)
+    out.print(table)
+
+
 @ais_app.command("scenario")
 def ais_scenario(
     out_file: Annotated[Path, typer.Argument(help="Where to write the NMEA sentences.")],

@@ -127,6 +127,12 @@ def test_ais_commands(tmp_path: Path) -> None:
     assert r.returncode == 0 and "patrol-box" in r.stdout
     r = kuroshio("ais", "events", str(home), "--area", "24,122,25,123", "--kind", "transit")
     assert r.returncode == 0 and "Yonaguni-Taiwan" in r.stdout
+    r = kuroshio("ais", "track", str(home), "--mmsi", "412000050", "--since", "2026-01-01T01:00:00Z",
+                 "--until", "2026-01-01T01:10:00Z", "--json")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 11  # a position a minute
+    r = kuroshio("ais", "track", str(home), "--area", "24,122,25,123", "--limit", "5")
+    assert r.returncode == 0 and "5 positions" in r.stdout
+    assert kuroshio("ais", "track", str(home)).returncode == 1
     assert kuroshio("ais", "zones", str(home), "remove", "patrol-box").returncode == 0
     assert "patrol-box" not in kuroshio("ais", "zones", str(home), "list").stdout
 
