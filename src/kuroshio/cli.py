@@ -1055,6 +1055,7 @@ def ais_ingest(
     open_sources = len(sources)
     started = last_publish = time.monotonic()
     clock0: float | None = None
+    wall0 = started
 
     def status() -> Table:
         st = svc.stats
@@ -1077,7 +1078,7 @@ def ais_ingest(
                     open_sources -= 1
                 elif line is not None:
                     batches: dict[str, list[bytes]] = {src: [line]}
-                    for _ in range(500):
+                    for _ in range(0 if replay_speed > 0 else 500):  # replays go a line at a time
                         try:
                             src2, line2 = lines.get_nowait()
                         except queue.Empty:
@@ -1089,8 +1090,9 @@ def ais_ingest(
                     for src2, batch in batches.items():
                         svc.feed(batch, src2)
                     if replay_speed > 0 and svc.picture.clock:
-                        clock0 = svc.picture.clock if clock0 is None else clock0
-                        ahead = (svc.picture.clock - clock0) / replay_speed - (time.monotonic() - started)
+                        if clock0 is None:
+                            clock0, wall0 = svc.picture.clock, time.monotonic()
+                        ahead = (svc.picture.clock - clock0) / replay_speed - (time.monotonic() - wall0)
                         if ahead > 0:
                             stop.wait(min(ahead, 5.0))
                 now = time.monotonic()

@@ -200,3 +200,27 @@ def test_ais_ingest_from_network_feeds(tmp_path: Path, transport: str) -> None:
         stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert "messages" in stdout
+
+
+def test_replay_speed_paces_files_by_their_receive_times(tmp_path: Path) -> None:
+    import time
+
+    from kuroshio.maritime.scenario import Scenario
+
+    home = tmp_path / "node"
+    node = Node.init(home, "TWN")
+    node.config.maritime.land = "none"
+    node.config.save()
+    node.close()
+    s = Scenario()
+    s.track(416000001, (23.5, 122.3), 10.0, 12.0, T0, 0.05, every=60)  # 3 minutes of data: 4 positions
+    nmea = tmp_path / "three-minutes.nmea"
+    nmea.write_text("\n".join(s.lines()) + "\n")
+    started = time.monotonic()
+    r = kuroshio("ais", "ingest", str(home), str(nmea), "--replay-speed", "90")
+    elapsed = time.monotonic() - started
+    assert r.returncode == 0, r.stderr
+    assert elapsed >= 2.0  # 180 s of data at 90 times the recorded pace
+    started = time.monotonic()
+    assert kuroshio("ais", "ingest", str(home), str(nmea)).returncode == 0
+    assert time.monotonic() - started < elapsed  # as fast as it can without --replay-speed
