@@ -18,7 +18,7 @@ from kuroshio.markings.definitions import TLP2, releasable_to
 from kuroshio.principals import Role
 from kuroshio.store import ObjectFilter
 
-from ..federation.test_sync import T1, Federation
+from ..federation.test_sync import T1, Federation, three_nodes
 
 DATA = Path(os.environ.get("KUROSHIO_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 EVE = DATA / "logs" / "suricata" / "surevego_eve.json"
@@ -34,11 +34,7 @@ OWN_EVE = [
 
 @pytest.fixture
 def fed(tmp_path: Path) -> Iterator[Federation]:
-    f = Federation(tmp_path)
-    f.link("TWN", "JPN")
-    f.link("JPN", "PHL")
-    f.pin("TWN", "PHL")
-    f.pin("PHL", "TWN")
+    f = three_nodes(tmp_path)
     yield f
     f.close()
 

@@ -80,13 +80,19 @@ class Federation:
             n.close()
 
 
-@pytest.fixture
-def fed(tmp_path: Path) -> Iterator[Federation]:
+def three_nodes(tmp_path: Path) -> Federation:
+    """TWN and JPN linked, JPN and PHL linked; TWN and PHL know each other's keys (relays verify)."""
     f = Federation(tmp_path)
     f.link("TWN", "JPN")
     f.link("JPN", "PHL")
     f.pin("TWN", "PHL")
     f.pin("PHL", "TWN")
+    return f
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Iterator[Federation]:
+    f = three_nodes(tmp_path)
     yield f
     f.close()
 
