@@ -260,9 +260,9 @@ def serve(
         node.close()
 
 
-def _progress() -> Progress:
+def _progress(unit: str = "objects") -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TextColumn("{task.fields[objects]} objects"), TimeRemainingColumn(), console=err,
+                    TextColumn("{task.fields[objects]:,} " + unit), TimeRemainingColumn(), console=err,
                     transient=False)
 
 
@@ -804,7 +804,7 @@ def observe(
             caught = correlator.catch_up(progress=_hunt_report(len(correlator.unhunted())))
             if caught:
                 err.print(f"retro-hunt of indicators new since the last run: {caught:,} matches", markup=False)
-            with _progress() as progress:
+            with _progress("observations") as progress:
                 for f in files:
                     task = progress.add_task(f.name, total=f.stat().st_size, objects=0)
                     with open(f, "rb") as raw:
