@@ -148,3 +148,18 @@ def test_ipv4_reader_agrees_with_ipaddress(parts: list[int], junk: str) -> None:
         except ValueError:
             expected = None
         assert _ipv4(text) == expected, text
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(pats=st.lists(patterns(), min_size=1, max_size=4), sets=observation_sets(), cut=st.integers(0, 3))
+def test_batches_match_as_one_at_a_time(pats: list[str], sets: list, cut: int) -> None:
+    """Index.match_many gives, observation by observation, the hits Index.match gives (compound state too)."""
+    one, many = Index(horizon_s=10**6), Index(horizon_s=10**6)
+    for n, text in enumerate(pats):
+        one.add(_indicator(text, n))
+        many.add(_indicator(text, n))
+    observations = [observed_from_stix(od, {o["id"]: o for o in objs}) for od, objs in sets]
+    expected = [sorted(h.indicator_id for h in one.match(o)) for o in observations]
+    got = [sorted(h.indicator_id for h in hits) for part in (observations[:cut], observations[cut:])
+           for hits in many.match_many(part)]
+    assert got == expected

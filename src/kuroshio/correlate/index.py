@@ -412,6 +412,8 @@ class _PathTable:
                     out.append(hit)
 
 
+_KEYABLE = (str, int, float)  # value types equality keys hold (a bool would find the number's leaves)
+
 Probe = Callable[[list[dict[str, Any]], dict[str, dict[str, Any]], list[list[LeafRef]]], None]
 
 
@@ -511,6 +513,7 @@ class Index:
         self._residual: dict[str, list[LeafRef]] = {}
         self._indicators: dict[str, _Indicator] = {}
         self._plan: dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]] | None = None
+        self._batch: dict[str, tuple[tuple[int, _PathTable, str | None, Any], ...]] | None = None
         self.stats = IndexStats()
 
     def __len__(self) -> int:
@@ -543,7 +546,7 @@ class Index:
         leaves = _leaf_nodes(tree)
         simple = type(tree) is p.Observation
         ind = _Indicator(ident, modified, text, until, indicator.get("valid_until"), simple, [], [])
-        self._plan = None
+        self._plan = self._batch = None
         needs_evaluation = not simple
         if not simple:
             try:
@@ -606,7 +609,7 @@ class Index:
         return obj
 
     def remove_refs(self, ind: _Indicator) -> None:
-        self._plan = None
+        self._plan = self._batch = None
         for bucket in ind.buckets:
             if type(bucket) is list:
                 bucket[:] = [r for r in bucket if r[0] != ind.id]
@@ -653,6 +656,84 @@ class Index:
         if not found:
             return []
         return self._decide(obs, found)
+
+    def match_many(self, batch: list[Observed]) -> list[list[Hit]]:
+        """`match` for each observation of a batch, in order (the same hits): the values of the whole
+        batch are gathered per indexed path first, then looked up together — equality keys once per
+        distinct value, in C — which is what makes sensor feeds fast."""
+        if self._plan is None:
+            self._plans()
+        gathered: dict[int, list[tuple[Any, int]]] = {}
+        # per object type: (how each indexed path is read and where its values go, leaves evaluated always)
+        of_type: dict[str, tuple[list[tuple[Any, str | None, Any, _PathTable]], list[LeafRef] | None]] = {}
+        for otype in set(self._paths) | set(self._residual):
+            entries = []
+            for key, table, name, read in self._batch_tables().get(otype, ()):
+                pairs = gathered[key] = []
+                entries.append((pairs.append, name, read, table))
+            of_type[otype] = (entries, self._residual.get(otype) or None)
+        found: list[list[list[LeafRef]]] = [[] for _ in batch]
+        for i, obs in enumerate(batch):
+            objects = obs.objects
+            for otype, objs in obs.by_type.items():
+                plan = of_type.get(otype)
+                if plan is None:
+                    continue
+                entries, res = plan
+                for append, name, read, table in entries:
+                    if name is not None:
+                        for obj in objs:
+                            v = obj.get(name)
+                            if v is not None:
+                                append((v, i))
+                    elif read is not None:
+                        for obj in objs:
+                            v = read(obj, objects)
+                            if v is not None:
+                                append((v, i))
+                    else:
+                        for obj in objs:
+                            for v in select(obj, table.steps, objects):
+                                append((v, i))
+                if res:
+                    found[i].append(res)
+        for tables in self._batch_tables().values():
+            for key, table, _, _ in tables:
+                pairs = gathered[key]
+                if pairs:
+                    self._look_up_batch(table, pairs, found)
+        return [self._decide(obs, f) if f else [] for obs, f in zip(batch, found, strict=True)]
+
+    @staticmethod
+    def _look_up_batch(table: _PathTable, pairs: list[tuple[Any, int]], found: list[list[list[LeafRef]]]) -> None:
+        if table.affixes or table.ranges or (not table.fast and table.read is None):
+            for v, i in pairs:
+                table.lookup(v, found[i])
+            return
+        eq = table.eq
+        if eq:
+            values = {v for v, _ in pairs if type(v) in _KEYABLE}
+            hits = set(filter(eq.__contains__, values))  # over the batch's values, in C
+            if hits:
+                for v, i in pairs:
+                    if v in hits and type(v) in _KEYABLE:
+                        found[i].append(eq[v])
+        if table.nets:
+            by16, wide4, blocks = table.by16, table.wide4, table.blocks
+            for v, i in pairs:
+                if type(v) is str:
+                    dot = v.find(".", v.find(".") + 1)
+                    near = by16.get(v[:dot]) if dot > 0 else None
+                    if near or wide4 or dot < 0 or "/" in v or ":" in v:
+                        blocks(v, near, found[i])
+
+    def _batch_tables(self) -> dict[str, tuple[tuple[int, _PathTable, str | None, Any], ...]]:
+        if self._batch is None:
+            self._batch = {
+                otype: tuple((id(t), t, t.steps[0] if t.fast else None, t.read) for t in tables.values() if not t.empty())
+                for otype, tables in self._paths.items()
+            }
+        return self._batch
 
     def _decide(self, obs: Observed, found: list[list[LeafRef]]) -> list[Hit]:
         hits: list[Hit] = []

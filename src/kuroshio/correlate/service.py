@@ -31,6 +31,7 @@ from .sightings import IndicatorFacts, SightingWriter, Tally, day_of, sighting_i
 from .warninglists import WarningLists
 
 PAGE = 1000
+BATCH = 1000  # observations matched together (Index.match_many)
 Progress = Callable[[int, int], None]  # (done, total)
 
 
@@ -125,6 +126,7 @@ class Correlator:
         """Match sensor observations; returns how many hits they made (after warning lists)."""
         hits = 0
         sensor = self.sensor.name
+        batch: list[Observed] = []
         for obs in observations:
             o = observed(obs)
             if o is None:
@@ -133,8 +135,18 @@ class Correlator:
             self.counts["observations"] += 1
             if keep:
                 self._pending_history.append((o.first, sensor, obs.kind, obs.objects))
-            with self.lock:
-                found = self.index.match(o)
+            batch.append(o)
+            if len(batch) >= BATCH:
+                hits += self._match(batch)
+                batch = []
+        if batch:
+            hits += self._match(batch)
+        return hits
+
+    def _match(self, batch: list[Observed]) -> int:
+        hits = 0
+        with self.lock:
+            for found in self.index.match_many(batch):
                 for hit in found:
                     hits += self._record(hit)
         return hits
