@@ -18,6 +18,7 @@ consumes them, so the next match needs new observations.
 from __future__ import annotations
 
 import bisect
+import gc
 import socket
 import unicodedata
 from collections import deque
@@ -661,6 +662,17 @@ class Index:
         """`match` for each observation of a batch, in order (the same hits): the values of the whole
         batch are gathered per indexed path first, then looked up together — equality keys once per
         distinct value, in C — which is what makes sensor feeds fast."""
+        # what a batch allocates is freed by reference counting: the cyclic collector, which would walk
+        # every live object many times a batch, waits until the batch is done
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._match_many(batch)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _match_many(self, batch: list[Observed]) -> list[list[Hit]]:
         if self._plan is None:
             self._plans()
         gathered: dict[int, list[tuple[Any, int]]] = {}
