@@ -286,15 +286,30 @@ class Correlator:
             return 0
         total = self.history.count(since, until_n)
         hits = done = 0
-        for _sensor, obs in self.history.read(since, until_n):
+        batch: list[Observed] = []
+
+        def hunt_batch() -> int:
+            found = 0
             with self.lock:
-                for hit in index.match(obs):
-                    earlier = counted.get(hit.indicator_id)
-                    if earlier is not None and earlier.matches([obs]):
-                        continue  # the earlier version of the pattern counted it already
-                    hits += self._record(hit)
+                for matched in index.match_many(batch):
+                    for hit in matched:
+                        earlier = counted.get(hit.indicator_id)
+                        if earlier is not None and earlier.matches([hit.observation]):
+                            continue  # the earlier version of the pattern counted it already
+                        found += self._record(hit)
+            return found
+
+        for _sensor, obs in self.history.read(since, until_n):
+            batch.append(obs)
             done += 1
-            if progress is not None and (done % 1000 == 0 or done == total):
+            if len(batch) == BATCH or done == total:
+                hits += hunt_batch()
+                batch = []
+                if progress is not None:
+                    progress(done, total)
+        if batch:
+            hits += hunt_batch()
+            if progress is not None:
                 progress(done, total)
         self.history.mark_hunted(hunted)
         self.counts["hunted"] += done
