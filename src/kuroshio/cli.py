@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -738,6 +739,24 @@ def demo(
 # --- correlation: sensors' logs against the node's indicators -----------------------------------------
 
 
+@contextlib.contextmanager
+def _interruptible() -> Iterator[Any]:
+    """An event that Ctrl-C or SIGTERM sets (instead of raising), for commands that read until told to
+    stop; the handlers in place before come back afterwards."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(s, lambda signum, frame: stop.set()) for s in signals]
+    try:
+        yield stop
+    finally:
+        stop.set()
+        for s, handler in zip(signals, previous, strict=True):
+            signal.signal(s, handler)
+
+
 def _correlator(node: Node, sensor: str | None) -> Any:
     from .correlate.service import Correlator
     from .correlate.warninglists import WarningListError
@@ -801,9 +820,12 @@ def observe(
 
     try:
         if not follow:
+            import time
+
             caught = correlator.catch_up(progress=_hunt_report(len(correlator.unhunted())))
             if caught:
                 err.print(f"retro-hunt of indicators new since the last run: {caught:,} matches", markup=False)
+            last_flush = time.monotonic()
             with _progress("observations") as progress:
                 for f in files:
                     task = progress.add_task(f.name, total=f.stat().st_size, objects=0)
@@ -812,8 +834,10 @@ def observe(
                         stream = gzip.GzipFile(fileobj=counted) if f.suffix == ".gz" else counted
                         for batch in _batched(reader(stream, f.name), 1000):
                             correlator.observe(batch, keep=keep)
-                            correlator.flush()
                             progress.update(task, objects=correlator.counts["observations"])
+                            if time.monotonic() - last_flush >= correlator.cfg.flush_seconds:
+                                correlator.flush()  # a new version of a sighting every few seconds, not per batch
+                                last_flush = time.monotonic()
             correlator.flush()
         else:
             _follow_logs(correlator, files, reader, keep)
@@ -827,14 +851,17 @@ def observe(
 
 def _follow_logs(correlator: Any, files: list[Path], reader: Callable[[Any, str], Any], keep: bool) -> None:
     """Tail the logs (one thread each), match, publish every flush interval, hunt new indicators."""
+    with _interruptible() as stop:
+        _follow_until(correlator, files, reader, keep, stop)
+
+
+def _follow_until(correlator: Any, files: list[Path], reader: Callable[[Any, str], Any], keep: bool, stop: Any) -> None:
     import queue
-    import signal
     import threading
     import time
 
     from .correlate.tail import follow as tail
 
-    stop = threading.Event()
     observations: queue.Queue[Any] = queue.Queue(maxsize=10_000)
 
     def pump(path: Path) -> None:
@@ -846,10 +873,6 @@ def _follow_logs(correlator: Any, files: list[Path], reader: Callable[[Any, str]
                 except queue.Full:
                     continue
 
-    def interrupted(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = [signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)]
     threads = [threading.Thread(target=pump, args=(f,), daemon=True, name=f"tail {f.name}") for f in files]
     for t in threads:
         t.start()
@@ -904,8 +927,6 @@ def _follow_logs(correlator: Any, files: list[Path], reader: Callable[[Any, str]
                 break
             correlator.observe(batch, keep=keep)
         correlator.flush()
-        for s, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
-            signal.signal(s, handler)
 
 
 def _hunt_report(n: int) -> Callable[[int, int], None]:
@@ -962,7 +983,6 @@ def _ais_lines(source: str, stop: Any) -> Iterator[bytes]:
     """Lines from a file (.gz too), a TCP feed (tcp://host:port, reconnecting) or UDP (udp://[host]:port)."""
     import gzip
     import socket
-    import time
 
     if source.startswith("tcp://"):
         host, _, port = source[6:].rpartition(":")
@@ -1002,7 +1022,6 @@ def _ais_lines(source: str, stop: Any) -> Iterator[bytes]:
             if stop.is_set():
                 return
             yield line
-    _ = time
 
 
 @ais_app.command("ingest")
@@ -1013,13 +1032,6 @@ def ais_ingest(
     land: Annotated[Path | None, typer.Option(help="GeoJSON land polygons (default: maritime.land of node.toml).")] = None,
 ) -> None:
     """Decode AIS, keep the tracks, run the detectors and publish the events (docs/maritime.md)."""
-    import queue
-    import signal
-    import threading
-    import time
-
-    from rich.live import Live
-
     from .maritime.geo import LandMask
     from .maritime.service import MaritimeService
 
@@ -1033,7 +1045,39 @@ def ais_ingest(
     except (ValueError, OSError) as exc:
         node.close()
         fail(str(exc))
-    stop = threading.Event()
+    try:
+        with _interruptible() as stop:
+            _ingest_ais(svc, sources, replay_speed, node.config.maritime.publish_seconds, stop)
+    except (NodeError, StoreError, RuntimeError) as exc:
+        fail(str(exc))
+    finally:
+        svc.close()
+        node.close()
+    st = svc.stats
+    table = Table(title="AIS ingest")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("lines", f"{st.lines:,}")
+    table.add_row("messages", f"{st.messages:,}")
+    table.add_row("positions", f"{st.positions:,}")
+    table.add_row("vessels", f"{len(svc.picture.vessels):,}")
+    for kind, n in sorted(st.events.items()):
+        table.add_row(f"events: {kind}", f"{n:,}")
+    table.add_row("objects published", f"{st.published:,}")
+    for reason, n in sorted(st.skipped.items()):
+        table.add_row(f"skipped ({reason})", f"{n:,}")
+    out.print(table)
+
+
+def _ingest_ais(svc: Any, sources: list[str], replay_speed: float, publish_seconds: float, stop: Any) -> None:
+    """Read every source (one thread each) into the maritime service until they end or `stop` is set,
+    pacing replays, publishing every `publish_seconds`, with a live display."""
+    import queue
+    import threading
+    import time
+
+    from rich.live import Live
+
     lines: queue.Queue[Any] = queue.Queue(maxsize=50_000)
     done = object()
 
@@ -1045,10 +1089,6 @@ def ais_ingest(
             err.print(f"{src}: {exc}", markup=False)
         lines.put((src, done))
 
-    def interrupted(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = [signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)]
     threads = [threading.Thread(target=pump, args=(src,), daemon=True) for src in sources]
     for t in threads:
         t.start()
@@ -1067,63 +1107,40 @@ def ais_ingest(
         table.add_row("published", f"{st.published:,} objects")
         return table
 
-    try:
-        with Live(status(), console=err, refresh_per_second=4, transient=True) as live:
-            while open_sources and not stop.is_set():
-                try:
-                    src, line = lines.get(timeout=0.25)
-                except queue.Empty:
-                    src, line = None, None
-                if line is done:
-                    open_sources -= 1
-                elif line is not None:
-                    batches: dict[str, list[bytes]] = {src: [line]}
-                    for _ in range(0 if replay_speed > 0 else 500):  # replays go a line at a time
-                        try:
-                            src2, line2 = lines.get_nowait()
-                        except queue.Empty:
-                            break
-                        if line2 is done:
-                            open_sources -= 1
-                            continue
-                        batches.setdefault(src2, []).append(line2)
-                    for src2, batch in batches.items():
-                        svc.feed(batch, src2)
-                    if replay_speed > 0 and svc.picture.clock:
-                        if clock0 is None:
-                            clock0, wall0 = svc.picture.clock, time.monotonic()
-                        ahead = (svc.picture.clock - clock0) / replay_speed - (time.monotonic() - wall0)
-                        if ahead > 0:
-                            stop.wait(min(ahead, 5.0))
-                now = time.monotonic()
-                if now - last_publish >= node.config.maritime.publish_seconds:
-                    last_publish = now
-                    svc.publish()
-                live.update(status())
-        svc.close_readers()
-        svc.publish()
-    except (NodeError, StoreError, RuntimeError) as exc:
-        fail(str(exc))
-    finally:
-        stop.set()
-        for s, handler in zip((signal.SIGINT, signal.SIGTERM), previous, strict=True):
-            signal.signal(s, handler)
-        svc.close()
-        node.close()
-    st = svc.stats
-    table = Table(title="AIS ingest")
-    table.add_column("")
-    table.add_column("count", justify="right")
-    table.add_row("lines", f"{st.lines:,}")
-    table.add_row("messages", f"{st.messages:,}")
-    table.add_row("positions", f"{st.positions:,}")
-    table.add_row("vessels", f"{len(svc.picture.vessels):,}")
-    for kind, n in sorted(st.events.items()):
-        table.add_row(f"events: {kind}", f"{n:,}")
-    table.add_row("objects published", f"{st.published:,}")
-    for reason, n in sorted(st.skipped.items()):
-        table.add_row(f"skipped ({reason})", f"{n:,}")
-    out.print(table)
+    with Live(status(), console=err, refresh_per_second=4, transient=True) as live:
+        while open_sources and not stop.is_set():
+            try:
+                src, line = lines.get(timeout=0.25)
+            except queue.Empty:
+                src, line = None, None
+            if line is done:
+                open_sources -= 1
+            elif line is not None:
+                batches: dict[str, list[bytes]] = {src: [line]}
+                for _ in range(0 if replay_speed > 0 else 500):  # replays go a line at a time
+                    try:
+                        src2, line2 = lines.get_nowait()
+                    except queue.Empty:
+                        break
+                    if line2 is done:
+                        open_sources -= 1
+                        continue
+                    batches.setdefault(src2, []).append(line2)
+                for src2, batch in batches.items():
+                    svc.feed(batch, src2)
+                if replay_speed > 0 and svc.picture.clock:
+                    if clock0 is None:
+                        clock0, wall0 = svc.picture.clock, time.monotonic()
+                    ahead = (svc.picture.clock - clock0) / replay_speed - (time.monotonic() - wall0)
+                    if ahead > 0:
+                        stop.wait(min(ahead, 5.0))
+            now = time.monotonic()
+            if now - last_publish >= publish_seconds:
+                last_publish = now
+                svc.publish()
+            live.update(status())
+    svc.close_readers()
+    svc.publish()
 
 
 @ais_app.command("zones")
@@ -1204,6 +1221,15 @@ def _zones_remove(home: Path, name: str) -> None:
     out.print(f"zone '{name}' removed", highlight=False)
 
 
+def _area(text: str) -> tuple[float, float, float, float]:
+    """An --area option: south,west,north,east in degrees."""
+    try:
+        south, west, north, east = (float(x) for x in text.split(","))
+    except ValueError:
+        fail(f"--area '{text}': give south,west,north,east in degrees, e.g. 21.5,119,26,123")
+    return south, west, north, east
+
+
 @ais_app.command("events")
 def ais_events(
     home: HomeArg,
@@ -1215,13 +1241,7 @@ def ais_events(
     as_user: Annotated[str | None, typer.Option("--as", help="List what this user may see (default: the node operator).")] = None,
 ) -> None:
     """Maritime events held by the node (its own and its partners'), newest first."""
-    box = None
-    if area:
-        try:
-            south, west, north, east = (float(x) for x in area.split(","))
-            box = (south, west, north, east)
-        except ValueError:
-            fail(f"--area '{area}': give south,west,north,east in degrees, e.g. 21.5,119,26,123")
+    box = _area(area) if area else None
     node = _open(home)
     rows: list[dict[str, Any]] = []
     try:
@@ -1286,11 +1306,7 @@ def ais_track(
             if mmsi is not None:
                 rows = tracks.track(mmsi, window[0], window[1], limit)
             else:
-                try:
-                    south, west, north, east = (float(x) for x in area.split(","))  # type: ignore[union-attr]
-                except ValueError:
-                    fail(f"--area '{area}': give south,west,north,east in degrees, e.g. 21.5,119,26,123")
-                rows = tracks.area(south, west, north, east, window[0], window[1], limit)
+                rows = tracks.area(*_area(area), window[0], window[1], limit)  # type: ignore[arg-type]
         finally:
             tracks.close()
     finally:

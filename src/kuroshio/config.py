@@ -9,6 +9,8 @@ from typing import Any
 
 import tomli_w
 
+from .markings.definitions import TLP_LEVELS
+
 CONFIG_FILE = "node.toml"
 DEFAULT_PORT = 8470
 
@@ -61,7 +63,6 @@ class PartnerConfig:
 
 
 DIRECTIONS = ("pull", "push", "both", "none")
-TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
 
 
 @dataclass

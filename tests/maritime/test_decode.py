@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import enum
-import gzip
-import os
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +13,7 @@ from hypothesis import strategies as st
 from kuroshio.maritime.decode import DecodeError, decode
 from kuroshio.maritime.nmea import Reader
 
-DATA = Path(os.environ.get("KUROSHIO_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) / "ais"
+from .recordings import AIS, payloads, recording_files
 
 
 def sentence(payload: str, fill: int = 0, *, count: int = 1, number: int = 1, seq: str = "", channel: str = "A",
@@ -147,45 +144,59 @@ def _reference(payload: str, fill: int) -> dict:
 
 def test_real_recordings_decode_as_pyais_does() -> None:
     pytest.importorskip("pyais")
-    files = [f for f in sorted(DATA.glob("*")) if f.suffix not in (".json", ".jsonl", ".chk")] if DATA.is_dir() else []
+    files = recording_files()
     if not files:
-        pytest.skip(f"real AIS recordings absent ({DATA}): set KUROSHIO_DATA to the shared data folder")
+        pytest.skip(f"real AIS recordings absent ({AIS}): set KUROSHIO_DATA to the shared data folder")
     compared, types, reasons = 0, Counter(), Counter()
     for f in files:
         reader = Reader(source=f.name)
-        with (gzip.open(f, "rb") if f.suffix == ".gz" else open(f, "rb")) as fp:
-            for line in fp:
-                for p in reader.feed(line):
-                    try:
-                        ours = decode(p.payload, p.fill)
-                    except DecodeError as exc:
-                        reasons[exc.reason] += 1
-                        if exc.reason == "bad-part-number":
-                            with pytest.raises(Exception):  # noqa: B017 - pyais refuses them too
-                                _reference(p.payload, p.fill)
-                        continue
-                    try:
-                        ref = _reference(p.payload, p.fill)
-                    except Exception:
-                        continue
-                    for key, value in ours.items():
-                        assert not _differs(value, ref.get(key), key), (f.name, p.payload, key, value, ref.get(key))
-                    compared += 1
-                    types[ours["msg_type"]] += 1
-        reader.close()
+        for p in payloads(f, reader):
+            try:
+                ours = decode(p.payload, p.fill)
+            except DecodeError as exc:
+                reasons[exc.reason] += 1
+                if exc.reason == "bad-part-number":
+                    with pytest.raises(Exception):  # noqa: B017 - pyais refuses them too
+                        _reference(p.payload, p.fill)
+                continue
+            try:
+                ref = _reference(p.payload, p.fill)
+            except Exception:
+                continue
+            for key, value in ours.items():
+                assert not _differs(value, ref.get(key), key), (f.name, p.payload, key, value, ref.get(key))
+            compared += 1
+            types[ours["msg_type"]] += 1
         reasons.update(reader.skipped)
     assert compared > 40_000
     assert {1, 2, 3, 4, 5, 18, 19, 21, 24, 27} <= set(types)
     assert reasons["bad-part-number"] > 0  # the type 24 part 3 sentences of gpsd_ais-18-27.log
 
 
-def test_decoding_is_deterministic_on_random_payloads() -> None:
+def test_random_payloads_decode_or_say_why() -> None:
     rng = random.Random(5)
     alphabet = "0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVW`abcdefghijklmnopqrstuvw"
+    reasons: Counter[str] = Counter()
     for _ in range(2000):
         payload = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 80)))
         try:
-            first = decode(payload, rng.randint(0, 5))
-        except DecodeError:
+            msg = decode(payload, rng.randint(0, 5))
+        except DecodeError as exc:
+            reasons[exc.reason] += 1
             continue
-        assert first["mmsi"] >= 0 and 0 <= first["msg_type"] <= 63
+        if msg["msg_type"] in (1, 2, 3):  # a position report that decodes has every field
+            assert {"lat", "lon", "speed", "course", "heading", "status"} <= set(msg)
+    assert set(reasons) <= {"too-short", "unknown-type", "bad-part-number"} and reasons["too-short"] > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(mmsi=st.integers(0, 999_999_999), lat=st.integers(-54_000_000, 54_000_000),
+       lon=st.integers(-108_000_000, 108_000_000), speed=st.integers(0, 1022), course=st.integers(0, 3599))
+def test_position_reports_round_trip_through_our_encoder(mmsi: int, lat: int, lon: int, speed: int, course: int) -> None:
+    from kuroshio.maritime.scenario import position_payload
+
+    payload, fill = position_payload(mmsi, lat / 600000, lon / 600000, speed / 10, course / 10, 7)
+    msg = decode(payload, fill)
+    assert (msg["msg_type"], msg["mmsi"], msg["speed"], msg["course"], msg["second"]) == (1, mmsi, speed / 10,
+                                                                                      course / 10, 7)
+    assert msg["lat"] == round(lat / 600000, 6) and msg["lon"] == round(lon / 600000, 6)

@@ -3,10 +3,7 @@ including the cases that must not fire), on hand-made cases, and on the real rec
 
 from __future__ import annotations
 
-import gzip
-import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from shapely.geometry import Polygon
@@ -17,7 +14,7 @@ from kuroshio.maritime.nmea import Reader
 from kuroshio.maritime.picture import Event, Params, Picture
 from kuroshio.maritime.scenario import T0, Scenario, east_asia
 
-DATA = Path(os.environ.get("KUROSHIO_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+from .recordings import DATA, payloads, recording_files
 
 # Taiwan, roughly (our own outline for the tests; the real land mask comes from Natural Earth or finer)
 TAIWAN = Polygon([(121.0, 25.3), (121.9, 25.1), (122.0, 24.9), (121.8, 24.4), (121.6, 23.9), (121.4, 23.0),
@@ -97,26 +94,21 @@ def test_flags_from_mids() -> None:
 
 def test_real_recordings_run_through_every_detector() -> None:
     land_file = DATA / "geo" / "ne_50m_land.geojson"
-    ais = DATA / "ais"
-    if not land_file.is_file() or not ais.is_dir():
+    files = recording_files()
+    if not land_file.is_file() or not files:
         pytest.skip(f"real recordings or Natural Earth land absent under {DATA}")
     land = LandMask.from_geojson(land_file)
     kinds: Counter[str] = Counter()
     vessels = 0
-    for f in sorted(ais.glob("*")):
-        if f.suffix in (".json", ".jsonl", ".chk"):
-            continue
+    for f in files:
         picture = Picture(Params(), gates_of_first_island_chain(), land)  # each recording is its own feed
-        reader = Reader(source=f.name)
-        with (gzip.open(f, "rb") if f.suffix == ".gz" else open(f, "rb")) as fp:
-            for line in fp:
-                for p in reader.feed(line):
-                    try:
-                        msg = decode(p.payload, p.fill)
-                    except DecodeError:
-                        continue
-                    for e in picture.message(msg, p.time, p.source) + picture.tick():
-                        kinds[e.kind] += 1
+        for p in payloads(f, Reader(source=f.name)):
+            try:
+                msg = decode(p.payload, p.fill)
+            except DecodeError:
+                continue
+            for e in picture.message(msg, p.time, p.source) + picture.tick():
+                kinds[e.kind] += 1
         vessels += len(picture.vessels)
     assert vessels > 3000
     assert sum(kinds.values()) > 0 and kinds["on-land"] == 0  # inland waterways are not "on land"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import ipaddress
 import itertools
 import re
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..stix import pattern as p
+from ..stix import timestamps
 
 # Types of STIX domain and relationship objects: a pattern's object path never selects them.
 SDO_TYPES = frozenset(
@@ -41,26 +41,11 @@ class TooComplex(Exception):
 
 # --- observations -------------------------------------------------------------------------------
 
-_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z\Z")
-
-
 def stamp_us(text: Any) -> int | None:
     """A STIX timestamp as microseconds since the epoch (digits after the sixth dropped), or None."""
-    if type(text) is not str:
+    if type(text) is not str or timestamps.check(text) is not None:
         return None
-    m = _STAMP.match(text)
-    if m is None:
-        return None
-    y, mo, d, h, mi, s, frac = m.groups()
-    try:
-        secs = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
-    except (ValueError, OverflowError):
-        return None
-    if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31 and int(h) < 24 and int(mi) < 60 and int(s) < 60):
-        return None
-    if int(d) > calendar.monthrange(int(y), int(mo))[1]:
-        return None
-    return secs * 1_000_000 + (int(frac[:6].ljust(6, "0")) if frac else 0)
+    return timestamps.to_micros(text)
 
 
 @dataclass(slots=True)
@@ -306,22 +291,16 @@ def predicate(comp: p.Comparison) -> Predicate:
 
 
 def _suffixed(key: str, value: Any) -> Any:
-    """Values of *_hex and *_bin properties are binaries."""
-    if key.endswith("_hex"):
-        if type(value) is not str:
-            return _NOTHING
-        try:
-            return binascii.a2b_hex(value)
-        except (binascii.Error, ValueError):
-            return _NOTHING
-    if key.endswith("_bin"):
-        if type(value) is not str:
-            return _NOTHING
-        try:
-            return base64.standard_b64decode(value)
-        except (binascii.Error, ValueError):
-            return _NOTHING
-    return value
+    """Values of *_hex and *_bin properties are binaries (_NOTHING when they are not valid ones)."""
+    decode = binascii.a2b_hex if key.endswith("_hex") else base64.standard_b64decode if key.endswith("_bin") else None
+    if decode is None:
+        return value
+    if type(value) is not str:
+        return _NOTHING
+    try:
+        return decode(value)
+    except (binascii.Error, ValueError):
+        return _NOTHING
 
 
 _NOTHING = object()
@@ -372,9 +351,6 @@ class Test:
     def holds(self, obs: Observed) -> bool:
         return bool(self.roots(obs))
 
-    def types(self) -> frozenset[str]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
 
 class CompTest(Test):
     __slots__ = ("comp", "object_type", "pred", "steps")
@@ -403,9 +379,6 @@ class CompTest(Test):
                     return True
         return False
 
-    def types(self) -> frozenset[str]:
-        return frozenset((self.object_type,))
-
 
 class BoolTest(Test):
     __slots__ = ("op", "parts")
@@ -426,9 +399,6 @@ class BoolTest(Test):
                 break
             acc &= t.roots(obs)
         return acc
-
-    def types(self) -> frozenset[str]:
-        return frozenset().union(*(t.types() for t in self.parts))
 
 
 def compile_test(expr: object) -> Test:

@@ -2,9 +2,10 @@
 the number of indicators for the common forms.
 
 Each bracketed part of a pattern (a leaf) is filed under keys that are a necessary condition for it
-to hold: equality and IN on strings and numbers (one hash lookup per observed value), CIDR membership
-(one lookup per prefix length in use), LIKE with a literal prefix or suffix (one lookup per length in
-use). Where a key decides the leaf exactly (a single positive comparison), a hit is a match without
+to hold: equality and IN on strings and numbers, CIDR membership (IPv4 blocks of /16 and longer found
+by an address's first two octets), LIKE with a literal prefix or suffix, `MATCHES '^literal'`, number
+ranges. `match_many` gathers a batch's values per indexed path and looks them up together (equality
+once per distinct value, in C); `match` is a batch of one. Where a key decides the leaf exactly (a single positive comparison), a hit is a match without
 evaluation; otherwise the leaf is evaluated (evaluate.py) on the observation the keys point at. Leaves
 with no usable key (negations, order, MATCHES, EXISTS …) are evaluated on every observation that
 holds an object of their type.
@@ -22,7 +23,6 @@ import gc
 import socket
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -69,11 +69,8 @@ def _leaf_nodes(tree: object) -> list[p.Observation]:
 
 
 def _plain_value(lit: p.Literal) -> Any:
-    if lit.kind == "str":
-        return lit.value
-    if lit.kind in ("int", "float"):
-        return lit.value
-    return None
+    """A literal equality keys can hold (strings and numbers), else None."""
+    return lit.value if lit.kind in ("str", "int", "float") else None
 
 
 def _network_key(text: str) -> Key | None:
@@ -347,10 +344,7 @@ class _PathTable:
             if hit:
                 out.append(hit)
             if self.nets:
-                dot = v.find(".", v.find(".") + 1)
-                near = self.by16.get(v[:dot]) if dot > 0 else None
-                if near or self.wide4 or dot < 0 or "/" in v or ":" in v:
-                    self.blocks(v, near, out)
+                self.networks(v, out)
             if self.affixes:
                 self._affixes(v, out)
         elif tv is int or tv is float:
@@ -361,8 +355,15 @@ class _PathTable:
                 self.above.lookup(v, out)
                 self.below.lookup(v, out)
 
-    def blocks(self, v: str, near: list[tuple[int, int, list[LeafRef]]] | None, out: list[list[LeafRef]]) -> None:
-        """Blocks holding `v`, given the /16-or-longer IPv4 blocks `near` it by its first two octets."""
+    def networks(self, v: str, out: list[list[LeafRef]]) -> None:
+        """Blocks holding the string `v`. An IPv4 address's first two octets, as text, find the /16-or-longer
+        blocks near it, so an address in no block is never parsed."""
+        dot = v.find(".", v.find(".") + 1)
+        near = self.by16.get(v[:dot]) if dot > 0 else None
+        if near or self.wide4 or dot < 0 or "/" in v or ":" in v:
+            self._blocks(v, near, out)
+
+    def _blocks(self, v: str, near: list[tuple[int, int, list[LeafRef]]] | None, out: list[list[LeafRef]]) -> None:
         addr = _IPV4_SEEN.get(v, -1)
         if addr == -1:
             addr = _ipv4(v)
@@ -415,61 +416,6 @@ class _PathTable:
 
 _KEYABLE = (str, int, float)  # value types equality keys hold (a bool would find the number's leaves)
 
-Probe = Callable[[list[dict[str, Any]], dict[str, dict[str, Any]], list[list[LeafRef]]], None]
-
-
-def _probe(table: _PathTable) -> Probe:
-    """The matcher's inner loop for one path, specialised to how its values are read (a plain key, a
-    short path, any path) and looked up (equality only; equality and IPv4 blocks; everything)."""
-    eq, by16, wide4, blocks, lookup = table.eq, table.by16, table.wide4, table.blocks, table.lookup
-    name = table.steps[0]
-    read = table.read
-    steps = table.steps
-    if not table.fast and read is None:
-        def probe_any(objs: list[dict[str, Any]], objects: dict[str, dict[str, Any]], found: list[list[LeafRef]]) -> None:
-            for obj in objs:
-                for v in select(obj, steps, objects):
-                    lookup(v, found)
-
-        return probe_any
-    if table.affixes or table.ranges:
-        def probe_all(objs: list[dict[str, Any]], objects: dict[str, dict[str, Any]], found: list[list[LeafRef]]) -> None:
-            for obj in objs:
-                v = obj.get(name) if read is None else read(obj, objects)
-                if v is not None:
-                    lookup(v, found)
-
-        return probe_all
-    if table.nets:
-        def probe_blocks(objs: list[dict[str, Any]], objects: dict[str, dict[str, Any]],
-                         found: list[list[LeafRef]]) -> None:
-            for obj in objs:
-                v = obj.get(name) if read is None else read(obj, objects)
-                if type(v) is str:
-                    hit = eq.get(v)
-                    if hit:
-                        found.append(hit)
-                    dot = v.find(".", v.find(".") + 1)
-                    near = by16.get(v[:dot]) if dot > 0 else None
-                    if near or wide4 or dot < 0 or "/" in v or ":" in v:
-                        blocks(v, near, found)
-                elif v is not None:
-                    lookup(v, found)
-
-        return probe_blocks
-
-    def probe_eq(objs: list[dict[str, Any]], objects: dict[str, dict[str, Any]], found: list[list[LeafRef]]) -> None:
-        for obj in objs:
-            v = obj.get(name) if read is None else read(obj, objects)
-            t = type(v)
-            if t is str or t is int or t is float:  # not bool: True == 1 would find the number's leaves
-                hit = eq.get(v)
-                if hit:
-                    found.append(hit)
-
-    return probe_eq
-
-
 # --- indicators ---------------------------------------------------------------------------------
 
 
@@ -482,7 +428,6 @@ class _Indicator:
     until_text: str | None
     simple: bool  # one leaf, no qualifier
     buckets: list[list[LeafRef] | _Ranges]  # where its refs are filed (for removal)
-    residual_types: list[str]
     compiled: Pattern | None = None
     horizon: int = HORIZON_S * 1_000_000
     recent: deque[tuple[Observed, frozenset[int]]] | None = None
@@ -513,7 +458,6 @@ class Index:
         self._paths: dict[str, dict[tuple[Any, ...], _PathTable]] = {}
         self._residual: dict[str, list[LeafRef]] = {}
         self._indicators: dict[str, _Indicator] = {}
-        self._plan: dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]] | None = None
         self._batch: dict[str, tuple[tuple[int, _PathTable, str | None, Any], ...]] | None = None
         self.stats = IndexStats()
 
@@ -546,8 +490,8 @@ class Index:
             return self.stats.rejected[ident]
         leaves = _leaf_nodes(tree)
         simple = type(tree) is p.Observation
-        ind = _Indicator(ident, modified, text, until, indicator.get("valid_until"), simple, [], [])
-        self._plan = self._batch = None
+        ind = _Indicator(ident, modified, text, until, indicator.get("valid_until"), simple, [])
+        self._batch = None
         needs_evaluation = not simple
         if not simple:
             try:
@@ -569,7 +513,6 @@ class Index:
                     bucket = self._residual.setdefault(t, [])
                     bucket.append((ident, number, False))
                     ind.buckets.append(bucket)
-                ind.residual_types.extend(types)
                 self.stats.residual_leaves += 1
                 needs_evaluation = True
                 continue
@@ -610,7 +553,7 @@ class Index:
         return obj
 
     def remove_refs(self, ind: _Indicator) -> None:
-        self._plan = self._batch = None
+        self._batch = None
         for bucket in ind.buckets:
             if type(bucket) is list:
                 bucket[:] = [r for r in bucket if r[0] != ind.id]
@@ -627,36 +570,9 @@ class Index:
             self.stats.compound -= 1
         self.stats.indicators = len(self._indicators)
 
-    def update(self, indicators: Iterable[dict[str, Any]]) -> None:
-        for ind in indicators:
-            self.add(ind)
-
-    def _plans(self) -> dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]]:
-        """Per object type: a probe for each indexed path (reads the path's values from the objects
-        and appends the leaves their keys find), and the leaves evaluated on every object of the type."""
-        plans: dict[str, tuple[tuple[Any, ...], list[LeafRef] | None]] = {}
-        for otype in set(self._paths) | set(self._residual):
-            probes = tuple(_probe(table) for table in self._paths.get(otype, {}).values() if not table.empty())
-            plans[otype] = (probes, self._residual.get(otype) or None)
-        self._plan = plans
-        return plans
-
     def match(self, obs: Observed) -> list[Hit]:
         """The indicators this observation matches (alone, or with recent ones for compound patterns)."""
-        found: list[list[LeafRef]] = []
-        plans = self._plan if self._plan is not None else self._plans()
-        objects = obs.objects
-        for otype, objs in obs.by_type.items():
-            plan = plans.get(otype)
-            if plan is None:
-                continue
-            for probe in plan[0]:
-                probe(objs, objects, found)
-            if plan[1]:
-                found.append(plan[1])
-        if not found:
-            return []
-        return self._decide(obs, found)
+        return self.match_many([obs])[0]
 
     def match_many(self, batch: list[Observed]) -> list[list[Hit]]:
         """`match` for each observation of a batch, in order (the same hits): the values of the whole
@@ -673,8 +589,6 @@ class Index:
                 gc.enable()
 
     def _match_many(self, batch: list[Observed]) -> list[list[Hit]]:
-        if self._plan is None:
-            self._plans()
         gathered: dict[int, list[tuple[Any, int]]] = {}
         # per object type: (how each indexed path is read and where its values go, leaves evaluated always)
         of_type: dict[str, tuple[list[tuple[Any, str | None, Any, _PathTable]], list[LeafRef] | None]] = {}
@@ -731,13 +645,10 @@ class Index:
                     if v in hits and type(v) in _KEYABLE:
                         found[i].append(eq[v])
         if table.nets:
-            by16, wide4, blocks = table.by16, table.wide4, table.blocks
+            networks = table.networks
             for v, i in pairs:
                 if type(v) is str:
-                    dot = v.find(".", v.find(".") + 1)
-                    near = by16.get(v[:dot]) if dot > 0 else None
-                    if near or wide4 or dot < 0 or "/" in v or ":" in v:
-                        blocks(v, near, found[i])
+                    networks(v, found[i])
 
     def _batch_tables(self) -> dict[str, tuple[tuple[int, _PathTable, str | None, Any], ...]]:
         if self._batch is None:

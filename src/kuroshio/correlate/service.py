@@ -23,6 +23,7 @@ import orjson
 
 from ..node import Node
 from ..stix import pattern as p
+from ..stix import timestamps
 from ..store.base import Collection, ObjectFilter
 from .evaluate import Observed, Pattern, select, stamp_us
 from .history import History
@@ -183,7 +184,7 @@ class Correlator:
                                      way="correlate")
         if page.rows and page.rows[0].raw is not None:
             return Tally.from_stored(orjson.loads(page.rows[0].raw), indicator, self.sensor.identity_id, day)
-        return Tally(sid, indicator, self.sensor.identity_id, day, created=_now_ms())
+        return Tally(sid, indicator, self.sensor.identity_id, day, created=timestamps.now())
 
     def _warning(self, hit: Hit) -> str | None:
         """The warning list a value the indicator named in this observation is on, if any."""
@@ -206,8 +207,10 @@ class Correlator:
     # -- publishing ---------------------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Keep pending observations; publish the sightings that changed. Returns sightings published."""
+        """Keep pending observations (and forget those kept longer than `correlate.keep_days`); publish
+        the sightings that changed. Returns sightings published."""
         self.keep_pending()
+        self.history.prune(self.cfg.keep_days)
         with self.lock:
             changed = [t for t in self.tallies.values() if t.changed]
             objects: list[dict[str, Any]] = []
@@ -302,15 +305,15 @@ class Correlator:
         for _sensor, obs in self.history.read(since, until_n):
             batch.append(obs)
             done += 1
-            if len(batch) == BATCH or done == total:
+            if len(batch) == BATCH:
                 hits += hunt_batch()
                 batch = []
                 if progress is not None:
                     progress(done, total)
         if batch:
             hits += hunt_batch()
-            if progress is not None:
-                progress(done, total)
+        if progress is not None and done % BATCH:
+            progress(done, total)
         self.history.mark_hunted(hunted)
         self.counts["hunted"] += done
         return hits
@@ -318,12 +321,6 @@ class Correlator:
 
 def _level_of(marking_id: str) -> str:
     return strictest_tlp([marking_id], "amber")
-
-
-def _now_ms() -> str:
-    from ..stix import timestamps
-
-    return timestamps.now()
 
 
 def _unique(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..markings.definitions import DEFINED, TLP1, TLP2, TLP_LEVELS, releasable_to
+from ..markings.definitions import PREDEFINED, TLP2, TLP_LEVELS, derived_releasable_to
 from ..stix import timestamps
 from .evaluate import Observed
 
-# Namespace of the derived ids of sightings and of the releasable-to markings they use.
+# Namespace of the derived ids of sightings.
 SIGHTING_NAMESPACE = uuid.UUID("5b0c8a53-1a7e-4f0c-9d0e-4f1f3b0f6a21")
-TLP_OF = {mid: level for level, mid in TLP2.items()} | {mid: level for level, mid in TLP1.items()}
 
 
 stamp = timestamps.from_micros  # microseconds since the epoch as a STIX timestamp
@@ -39,7 +38,7 @@ def sighting_id(indicator_id: str, sensor_identity: str, day: str) -> str:
 
 def strictest_tlp(marking_refs: Any, default: str) -> str:
     """The most restrictive TLP level among marking references, else `default`."""
-    levels = [TLP_OF[r] for r in marking_refs or () if r in TLP_OF]
+    levels = [PREDEFINED[r].level for r in marking_refs or () if r in PREDEFINED and PREDEFINED[r].kind == "tlp"]
     if not levels:
         return default
     return max(levels, key=TLP_LEVELS.index)
@@ -108,19 +107,17 @@ class SightingWriter:
         defs: list[dict[str, Any]] = []
         origin = facts.originator
         if self.release_to_originator and origin and origin != self.own and level not in ("clear", "green"):
-            mid = f"marking-definition--{uuid.uuid5(SIGHTING_NAMESPACE, f'release-to|{origin}')}"
             name, country = self.names.get(origin, (origin, None))
-            defs.append(releasable_to(mid, [(origin, name, country)], created_by=self.own, created=DEFINED))
-            refs.append(mid)
+            md = derived_releasable_to([(origin, name, country)], created_by=self.own)
+            defs.append(md)
+            refs.append(md["id"])
         return refs, defs
 
     def objects(self, tally: Tally, facts: IndicatorFacts, now_us: int) -> list[dict[str, Any]]:
         """The objects that publish this tally's new version: evidence first, then the sighting."""
         refs, defs = self.markings(facts)
         out: list[dict[str, Any]] = list(defs)
-        previous = timestamps.to_micros(tally.modified) if tally.modified else 0
-        now_us = max(now_us - now_us % 1000, previous - previous % 1000 + 1000)  # a later version, in milliseconds
-        modified = stamp(now_us)[:23] + "Z"
+        modified = timestamps.version_after(tally.modified, now_us)
         for obs in tally.pending:
             scos = [dict(o, object_marking_refs=refs) for o in obs.objects.values()
                     if o.get("type") != "observed-data" and "id" in o]

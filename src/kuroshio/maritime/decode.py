@@ -7,7 +7,7 @@ Field names, units and conventions are those of pyais, the Python decoder this o
 field by field on the real recordings: degrees rounded to 1e-6, knots and degrees in tenths,
 not-available values kept as transmitted (91 / 181 / 102.3 / 360 / 511), strings cut at the first '@'
 and stripped. Speed comes from decoding the whole payload into one integer in C (each six-bit
-character is two octal digits) and reading fields with shifts.
+character is two octal digits), reading fields with shifts, and text through base64.
 """
 
 from __future__ import annotations
@@ -84,23 +84,18 @@ def _need(bits: Bits, size: int) -> None:
 
 
 def _position_a(b: Bits, m: dict[str, Any]) -> None:
-    # the most frequent message: fields read inline from the payload's integer
     _need(b, 149)
-    n, end = b.n, b.size
-    m["status"] = (n >> (end - 42)) & 0xF
-    turn = (n >> (end - 50)) & 0xFF
-    m["turn"] = _turn(turn - 256 if turn & 0x80 else turn)
-    m["speed"] = ((n >> (end - 60)) & 0x3FF) / 10.0
-    m["accuracy"] = bool((n >> (end - 61)) & 1)
-    lon = (n >> (end - 89)) & 0xFFFFFFF
-    m["lon"] = round((lon - 0x10000000 if lon & 0x8000000 else lon) / 600000.0, 6)
-    lat = (n >> (end - 116)) & 0x7FFFFFF
-    m["lat"] = round((lat - 0x8000000 if lat & 0x4000000 else lat) / 600000.0, 6)
-    m["course"] = ((n >> (end - 128)) & 0xFFF) / 10.0
-    m["heading"] = (n >> (end - 137)) & 0x1FF
-    m["second"] = (n >> (end - 143)) & 0x3F
-    m["maneuver"] = (n >> (end - 145)) & 0x3
-    m["raim"] = bool((n >> (end - 149)) & 1)
+    m["status"] = b.u(38, 4)
+    m["turn"] = _turn(b.s(42, 8))
+    m["speed"] = b.u(50, 10) / 10.0
+    m["accuracy"] = b.b(60)
+    m["lon"] = _deg(b.s(61, 28))
+    m["lat"] = _deg(b.s(89, 27))
+    m["course"] = b.u(116, 12) / 10.0
+    m["heading"] = b.u(128, 9)
+    m["second"] = b.u(137, 6)
+    m["maneuver"] = b.u(143, 2)
+    m["raim"] = b.b(148)
 
 
 def _base_station(b: Bits, m: dict[str, Any]) -> None:
@@ -217,12 +212,10 @@ def decode(payload: str, fill: int = 0) -> dict[str, Any]:
     if not payload:
         raise DecodeError("empty-payload")
     b = Bits(payload, fill)
-    end = b.size
-    if end < 38:
+    if b.size < 38:
         raise DecodeError("too-short")
-    n = b.n
-    msg_type = (n >> (end - 6)) & 0x3F
-    m: dict[str, Any] = {"msg_type": msg_type, "repeat": (n >> (end - 8)) & 0x3, "mmsi": (n >> (end - 38)) & 0x3FFFFFFF}
+    msg_type = b.u(0, 6)
+    m: dict[str, Any] = {"msg_type": msg_type, "repeat": b.u(6, 2), "mmsi": b.u(8, 30)}
     decoder = _DECODERS.get(msg_type)
     if decoder is not None:
         decoder(b, m)

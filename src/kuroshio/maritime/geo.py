@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,12 +112,23 @@ class Land:
 
     def near_land(self, lat: float, lon: float, metres: float) -> bool:
         """Whether land lies within `metres` of the position (ports, anchorages, the coast)."""
-        if self.on_land(lat, lon):
-            return True
-        dlat = metres / 111_320.0
-        dlon = dlat / max(0.01, math.cos(math.radians(lat)))
-        return any(self.on_land(lat + a * dlat, lon + b * dlon)
-                   for a, b in ((1, 0), (-1, 0), (0, 1), (0, -1), (0.7, 0.7), (0.7, -0.7), (-0.7, 0.7), (-0.7, -0.7)))
+        return self.on_land(lat, lon) or any(self.on_land(*pt) for pt in _around(lat, lon, metres, _EIGHT))
+
+    def well_inside(self, lat: float, lon: float, metres: float) -> bool:
+        """Whether the position is on land with land `metres` around it too (coastlines are coarse)."""
+        return self.on_land(lat, lon) and all(self.on_land(*pt) for pt in _around(lat, lon, metres, _FOUR))
+
+
+_FOUR = ((1, 0), (-1, 0), (0, 1), (0, -1))
+_EIGHT = (*_FOUR, (0.7, 0.7), (0.7, -0.7), (-0.7, 0.7), (-0.7, -0.7))
+
+
+def _around(lat: float, lon: float, metres: float, directions: tuple[tuple[float, float], ...]) -> Iterator[tuple[float, float]]:
+    """Points `metres` away from a position in the given (north, east) directions."""
+    dlat = metres / 111_320.0
+    dlon = dlat / max(0.01, math.cos(math.radians(lat)))
+    for a, b in directions:
+        yield lat + a * dlat, lon + b * dlon
 
 
 class GlobeLand(Land):

@@ -54,8 +54,7 @@ def event_id(node_identity: str, event: Event) -> str:
 
 
 def stamp(seconds: float) -> str:
-    us = int(seconds * 1_000_000)
-    return timestamps.from_micros(us - us % 1000)[:23] + "Z"
+    return timestamps.millis(int(seconds * 1_000_000))
 
 
 def vessel_object(v: Vessel, *, node_identity: str, markings: list[str], modified: str) -> dict[str, Any]:

@@ -105,10 +105,6 @@ class Vessel:
         "sea_t",
         "ship_type",
         "slow_cell",
-        "slow_dist",
-        "slow_lat",
-        "slow_lon",
-        "slow_n",
         "slow_since",
         "sog",
         "source",
@@ -131,9 +127,6 @@ class Vessel:
         self.gap: Event | None = None
         self.loiter: Event | None = None
         self.slow_since: float | None = None
-        self.slow_dist = 0.0
-        self.slow_lat = self.slow_lon = 0.0
-        self.slow_n = 0
         self.ghost: tuple[float, float, float] | None = None  # a far position rejected as a jump
         self.ghost_left = False  # a normal fix came after the ghost
         self.land_day = -1
@@ -143,16 +136,6 @@ class Vessel:
         self.enc_t = 0.0  # when neighbours were last searched for encounters
         self.port: tuple[float, float, bool] | None = None  # (lat, lon, away from port) last checked
         self.slow_cell: tuple[int, int] | None = None  # the ~1 km cell it is filed under while slow
-
-    def static(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mmsi": self.mmsi}
-        for key in ("name", "callsign", "imo", "ship_type", "destination", "flag"):
-            v = getattr(self, key)
-            if v:
-                out[key] = v
-        if self.dims:
-            out["to_bow"], out["to_stern"], out["to_port"], out["to_starboard"] = self.dims
-        return out
 
 
 class Picture:
@@ -352,21 +335,12 @@ class Picture:
             else:
                 day = int(t // 86400)
                 if v.land_day != day and v.sea_t and t - v.sea_t <= self.params.land_from_sea_hours * HOUR \
-                        and self._well_inside_land(lat, lon):
+                        and self.land.well_inside(lat, lon, self.params.land_margin_metres):
                     v.land_day = day
                     events.append(Event("on-land", v.mmsi, t, lat, lon, end=t, detail={
                         "margin_m": self.params.land_margin_metres, "at_sea_hours_before": round((t - v.sea_t) / HOUR, 2)}))
         events += self._slow(v, t)
         return events
-
-    def _well_inside_land(self, lat: float, lon: float) -> bool:
-        assert self.land is not None
-        if not self.land.on_land(lat, lon):
-            return False
-        m = self.params.land_margin_metres
-        dlat = m / 111_320.0
-        dlon = dlat / max(0.01, math.cos(math.radians(lat)))
-        return all(self.land.on_land(lat + a, lon + b) for a, b in ((dlat, 0), (-dlat, 0), (0, dlon), (0, -dlon)))
 
     def _slow(self, v: Vessel, t: float) -> list[Event]:
         p = self.params
@@ -386,19 +360,8 @@ class Picture:
             return events
         if v.slow_since is None:
             v.slow_since = t
-            v.slow_dist = 0.0
-            v.slow_lat, v.slow_lon, v.slow_n = v.lat, v.lon, 1
-        else:
-            v.slow_n += 1
         if v.slow_cell != cell:
-            if v.slow_cell is not None:
-                old = self.slow_cells.get(v.slow_cell)
-                if old is not None:
-                    old.discard(v.mmsi)
-                    if not old:
-                        del self.slow_cells[v.slow_cell]
-            self.slow_cells.setdefault(cell, set()).add(v.mmsi)
-            v.slow_cell = cell
+            self._file_slow(v, cell)
         duration = t - v.slow_since
         if duration >= p.loitering_hours * HOUR and v.loiter is None:
             v.loiter = Event("loitering", v.mmsi, v.slow_since, v.lat, v.lon, detail={
@@ -421,13 +384,19 @@ class Picture:
 
     def _unslow(self, v: Vessel) -> None:
         v.slow_since = None
+        self._file_slow(v, None)
+
+    def _file_slow(self, v: Vessel, cell: tuple[int, int] | None) -> None:
+        """File a slow vessel under its ~1 km cell (None: under none), taking it out of the one before."""
         if v.slow_cell is not None:
             members = self.slow_cells.get(v.slow_cell)
             if members is not None:
                 members.discard(v.mmsi)
                 if not members:
                     del self.slow_cells[v.slow_cell]
-            v.slow_cell = None
+        if cell is not None:
+            self.slow_cells.setdefault(cell, set()).add(v.mmsi)
+        v.slow_cell = cell
 
     def _encounters(self, v: Vessel, cell: tuple[int, int], t: float) -> list[Event]:
         p = self.params

@@ -11,7 +11,6 @@ the node's maritime policy. Partners receive them by federation like any other i
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ..markings.definitions import DEFINED, TLP2, releasable_to
+from ..markings.definitions import TLP2, derived_releasable_to
 from ..node import Node
 from ..stix import timestamps
 from .decode import POSITION_TYPES, DecodeError, decode
@@ -29,8 +28,6 @@ from .intel import event_object, relationships, sighting_object, stamp, vessel_o
 from .nmea import Reader
 from .picture import Event, Params, Picture, Vessel
 from .tracks import Tracks, open_tracks
-
-_NS = uuid.UUID("9b7e4c1a-2d3f-4a5b-8c6d-7e8f9a0b1c2d")
 
 
 def load_zones(folder: Path, *, gates: bool = True) -> list[Zone]:
@@ -93,10 +90,8 @@ class MaritimeService:
             recipients.append((org.identity_id, org.name, org.country))
         if not recipients:
             return refs, []
-        key = "|".join(sorted(r[0] for r in recipients))
-        mid = f"marking-definition--{uuid.uuid5(_NS, 'maritime-release|' + key)}"
-        md = releasable_to(mid, recipients, created_by=self.node.config.identity, created=DEFINED)
-        return [*refs, mid], [md]
+        md = derived_releasable_to(recipients, created_by=self.node.config.identity)
+        return [*refs, md["id"]], [md]
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -158,10 +153,7 @@ class MaritimeService:
             return 0
         changed, self._changed = list(self._changed.values()), {}
         me = self.node.config.identity
-        now = timestamps.now()
-        if now <= self._last_version:  # every publication is a later version
-            now = timestamps.from_micros(timestamps.to_micros(self._last_version) + 1000)[:23] + "Z"
-        self._last_version = now
+        now = self._last_version = timestamps.version_after(self._last_version)  # every publication is later
         objects: list[dict[str, Any]] = []
         if not self._published_defs:
             objects += self._marking_defs
@@ -183,6 +175,9 @@ class MaritimeService:
                                                day=time.strftime("%Y-%m-%d", time.gmtime(day * 86400)), first=first,
                                                last=last, markings=self.markings, modified=now,
                                                created=stamp(first)))
+        today = int(self.picture.clock // 86400)
+        for key in [k for k in self._heard if k[1] < today - 1]:
+            del self._heard[key]  # days that are over no longer change
         record = self.node.ingest(self.principal, self.collection, objects)
         if record.failure_count:
             failures = orjson.loads(record.details).get("failures", [])

@@ -11,6 +11,7 @@ object marked with it is refused: an unknown marking is never treated as public.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,6 +188,18 @@ def interpret(md: dict[str, Any]) -> Marking:
     kind = md.get("definition_type") or ", ".join(sorted(exts)) or "unknown"
     raise MarkingError(f"{mid} is a marking of a kind this node does not understand ({kind}): objects marked "
                        "with it are refused rather than treated as public")
+
+
+_DERIVED = uuid.UUID("3f5e2a61-8c4d-4b7a-9e1f-0a2b3c4d5e6f")  # namespace of derived releasable-to markings
+
+
+def derived_releasable_to(recipients: list[tuple[str, str, str | None]], *, created_by: str) -> dict[str, Any]:
+    """The releasable-to marking definition a node derives for a recipient list it marks with itself
+    (sightings, the maritime picture): the same id each time for the same creator and recipients, and
+    another creator's never collides with it."""
+    key = created_by + "|" + "|".join(sorted(r[0] for r in recipients))
+    return releasable_to(f"marking-definition--{uuid.uuid5(_DERIVED, key)}", recipients, created_by=created_by,
+                         created=DEFINED)
 
 
 def releasable_to(mid: str, recipients: list[tuple[str, str, str | None]], *, created_by: str, created: str,

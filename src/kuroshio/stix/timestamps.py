@@ -99,7 +99,20 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
+def millis(us: int) -> str:
+    """Microseconds since the epoch as a timestamp with millisecond precision (STIX `created`/`modified`)."""
+    return from_micros(us - us % 1000)[:23] + "Z"
+
+
 def now() -> str:
     """The current time with millisecond precision, as STIX `created`/`modified` want it."""
-    us = now_micros()
-    return from_micros(us - us % 1000)[:23] + "Z"
+    return millis(now_micros())
+
+
+def version_after(previous: str, us: int | None = None) -> str:
+    """A `modified` for a new version: `us` (default now) in milliseconds, or one millisecond after
+    `previous` when that is not later (a version must be later than the one it replaces)."""
+    us = now_micros() if us is None else us
+    if previous:
+        us = max(us, to_micros(previous) + 1000)
+    return millis(us)
