@@ -458,7 +458,7 @@ class Index:
         self._paths: dict[str, dict[tuple[Any, ...], _PathTable]] = {}
         self._residual: dict[str, list[LeafRef]] = {}
         self._indicators: dict[str, _Indicator] = {}
-        self._batch: dict[str, tuple[tuple[int, _PathTable, str | None, Any], ...]] | None = None
+        self._batch: dict[str, tuple[tuple[tuple[int, _PathTable, str | None, Any], ...], list[LeafRef] | None]] | None = None
         self.stats = IndexStats()
 
     def __len__(self) -> int:
@@ -589,15 +589,8 @@ class Index:
                 gc.enable()
 
     def _match_many(self, batch: list[Observed]) -> list[list[Hit]]:
-        gathered: dict[int, list[tuple[Any, int]]] = {}
-        # per object type: (how each indexed path is read and where its values go, leaves evaluated always)
-        of_type: dict[str, tuple[list[tuple[Any, str | None, Any, _PathTable]], list[LeafRef] | None]] = {}
-        for otype in set(self._paths) | set(self._residual):
-            entries = []
-            for key, table, name, read in self._batch_tables().get(otype, ()):
-                pairs = gathered[key] = []
-                entries.append((pairs.append, name, read, table))
-            of_type[otype] = (entries, self._residual.get(otype) or None)
+        of_type = self._batch_plan()
+        gathered: dict[int, tuple[_PathTable, list[tuple[Any, int]]]] = {}  # path -> (table, its values)
         found: list[list[list[LeafRef]]] = [[] for _ in batch]
         for i, obs in enumerate(batch):
             objects = obs.objects
@@ -606,7 +599,11 @@ class Index:
                 if plan is None:
                     continue
                 entries, res = plan
-                for append, name, read, table in entries:
+                for key, table, name, read in entries:
+                    got = gathered.get(key)
+                    if got is None:
+                        got = gathered[key] = (table, [])
+                    append = got[1].append
                     if name is not None:
                         for obj in objs:
                             v = obj.get(name)
@@ -623,11 +620,9 @@ class Index:
                                 append((v, i))
                 if res:
                     found[i].append(res)
-        for tables in self._batch_tables().values():
-            for key, table, _, _ in tables:
-                pairs = gathered[key]
-                if pairs:
-                    self._look_up_batch(table, pairs, found)
+        for table, pairs in gathered.values():
+            if pairs:
+                self._look_up_batch(table, pairs, found)
         return [self._decide(obs, f) if f else [] for obs, f in zip(batch, found, strict=True)]
 
     @staticmethod
@@ -650,11 +645,15 @@ class Index:
                 if type(v) is str:
                     networks(v, found[i])
 
-    def _batch_tables(self) -> dict[str, tuple[tuple[int, _PathTable, str | None, Any], ...]]:
+    def _batch_plan(self) -> dict[str, tuple[tuple[tuple[int, _PathTable, str | None, Any], ...], list[LeafRef] | None]]:
+        """Per object type: its indexed paths (key, table, plain key or reader) and the leaves evaluated
+        on every object of the type; rebuilt when indicators come or go."""
         if self._batch is None:
             self._batch = {
-                otype: tuple((id(t), t, t.steps[0] if t.fast else None, t.read) for t in tables.values() if not t.empty())
-                for otype, tables in self._paths.items()
+                otype: (tuple((id(t), t, t.steps[0] if t.fast else None, t.read)
+                              for t in self._paths.get(otype, {}).values() if not t.empty()),
+                        self._residual.get(otype) or None)
+                for otype in set(self._paths) | set(self._residual)
             }
         return self._batch
 
