@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -102,6 +103,81 @@ def test_serve_answers_taxii_and_stops_on_signal(home: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert proc.returncode in (0, -signal.SIGINT)
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the worker processes")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_serve_leaves_no_ingest_worker_behind(home: Path, stop: signal.Signals) -> None:
+    """An init system stops the service with SIGTERM (or kills it): its ingest worker processes go with it."""
+    (home / "node.toml").write_text((home / "node.toml").read_text().replace("[server]\n", "[server]\ningest_workers = 2\n", 1))
+    token = run("user", "add", home, "svc", "--role", "contributor", "--token").stdout.strip().splitlines()[-1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*KUROSHIO, "serve", str(home), "--port", str(port), "--log-level", "warning",
+                             "--no-sync"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    headers = {"Authorization": f"Bearer {token}", "Accept": TAXII, "Content-Type": TAXII}
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/taxii2/", headers=headers)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        objects = [{"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.UUID(int=n + 1, version=4)}",
+                    "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+                    "pattern": f"[ipv4-addr:value = '10.0.{n // 256}.{n % 256}']", "pattern_type": "stix",
+                    "valid_from": "2026-01-01T00:00:00Z"} for n in range(400)]  # enough to use the workers
+        resp = httpx.post(f"http://127.0.0.1:{port}/intel/collections/shared/objects/", headers=headers,
+                          content=orjson.dumps({"objects": objects}), timeout=60)
+        assert resp.status_code == 202 and resp.json()["success_count"] == 400, resp.text
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 2, "the envelope should have started the worker processes"
+    finally:
+        proc.send_signal(stop)
+        proc.wait(timeout=30)
+    if stop == signal.SIGTERM:
+        assert proc.returncode == 0
+    deadline = time.monotonic() + 20
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _alive(workers)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"worker processes outlived the server: {sorted(left)}"
 
 
 def test_partner_commands_link_two_nodes_and_sync_them(tmp_path: Path) -> None:

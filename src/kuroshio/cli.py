@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -252,13 +253,26 @@ def serve(
             federation.start()
         server = uvicorn.Server(server_config(node, create_app(node), bind_host, bind_port, log_level=log_level,
                                               access_log=False, server_header=False))
+        # uvicorn shuts down gracefully on SIGINT and SIGTERM, then raises the signal again: with the default
+        # SIGTERM action that would end the process before the finally below stops the federation threads
+        # and the ingest worker processes (an init system stops services with SIGTERM)
+        signal.signal(signal.SIGTERM, _stop_serving)
         try:
             server.run()
-        except KeyboardInterrupt:
-            pass  # uvicorn has shut down gracefully and re-raised the Ctrl-C: a normal stop
+        except (KeyboardInterrupt, _Stopped):
+            pass  # uvicorn has shut down gracefully and re-raised the signal: a normal stop
     finally:
         federation.stop()
         node.close()
+
+
+
+class _Stopped(Exception):
+    """SIGTERM reached `kuroshio serve` (after uvicorn's graceful shutdown)."""
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 def _progress(unit: str = "objects") -> Progress:

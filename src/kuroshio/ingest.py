@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import select
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -238,7 +240,8 @@ class Preparer:
             if self._pool is None:
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(["kuroshio.ingest"])
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_watch_server,
+                                                 initargs=(os.getpid(),))
             return self._pool
 
     def parts(self, principal: Principal, collection: Collection, objects: Sequence[Any], policy: Policy,
@@ -284,6 +287,27 @@ class Preparer:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+
+
+def _watch_server(pid: int) -> None:
+    """Worker process start: end this worker when the process that started the pool ends, however it ends
+    (a worker holds the ends of its own queues, so it would otherwise wait for work forever)."""
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # not Linux 5.3+: look once a second
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    break
+        else:
+            select.select([fd], [], [])  # readable once the process has ended
+        os._exit(0)
+
+    threading.Thread(target=watch, name="kuroshio-server-watch", daemon=True).start()
 
 
 _INLINE = Preparer(workers=0)
