@@ -163,3 +163,43 @@ def test_batches_match_as_one_at_a_time(pats: list[str], sets: list, cut: int) -
     got = [sorted(h.indicator_id for h in hits) for part in (observations[:cut], observations[cut:])
            for hits in many.match_many(part)]
     assert got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(16, 32)), min_size=1, max_size=6),
+       st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=40), st.integers(0, 255))
+def test_cidr_blocks_hold_the_addresses_ipaddress_says(blocks: list[tuple[int, int]], addresses: list[int],
+                                                       third: int) -> None:
+    """IPv4 blocks of /16 and longer are found through the first seven characters of an address's text
+    (Index.match_many probes a whole batch that way): every address a block holds, and no other."""
+    import ipaddress
+
+    from kuroshio.correlate.evaluate import Observed
+
+    index = Index()
+    nets = []
+    for n, (base, plen) in enumerate(blocks):
+        net = ipaddress.IPv4Network((base, plen), strict=False)
+        nets.append(net)
+        index.add(_indicator(f"[ipv4-addr:value ISSUBSET '{net}']", n + 1))
+    # addresses at random, and in and next to each block (short octets make the shortest texts)
+    candidates = [*addresses, *(int(n.network_address) for n in nets), *(int(n.broadcast_address) for n in nets),
+                  *((int(n.network_address) & 0xFFFF0000) | (third << 8) | (third % 10) for n in nets)]
+    batch = [Observed({"ipv4-addr--a": {"type": "ipv4-addr", "value": str(ipaddress.IPv4Address(a))}}, 0, 0, 1, a)
+             for a in candidates]
+    for obs, hits in zip(batch, index.match_many(batch), strict=True):
+        addr = ipaddress.IPv4Address(obs.ref)
+        expected = {f"indicator--{uuid.UUID(int=n + 1, version=4)}" for n, net in enumerate(nets) if addr in net}
+        assert {h.indicator_id for h in hits} == expected, (str(addr), [str(n) for n in nets])
+
+
+def test_seven_character_heads_cover_every_address_of_a_block() -> None:
+    import ipaddress
+
+    from kuroshio.correlate.index import _heads7
+
+    for text in ("1.2.0.0/16", "10.0.0.0/20", "1.1.1.0/24", "9.9.9.8/30", "100.200.0.0/16", "12.34.56.0/22",
+                 "1.2.3.4/32", "255.255.255.0/24"):
+        net = ipaddress.IPv4Network(text)
+        heads = _heads7(net.prefixlen, int(net.network_address) >> (32 - net.prefixlen))
+        assert {str(a)[:7] for a in net} == heads, text

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import bisect
 import gc
+import operator
 import socket
 import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from typing import Any, NamedTuple
 
 from ..stix import pattern as p
@@ -166,6 +168,26 @@ def _expr_keys(expr: object) -> tuple[list[Scoped], bool] | None:
 LeafRef = tuple[str, int, bool]  # (indicator id, leaf number, key decides the leaf)
 
 
+_HEAD7 = operator.itemgetter(slice(None, 7))  # the shortest dotted quad ("1.2.3.4") has seven characters
+
+
+def _heads7(plen: int, masked: int) -> set[str]:
+    """The first seven characters of the text of every address in an IPv4 block of /16 or longer: the
+    first two octets are fixed, and only as many digits of the fourth as seven characters reach."""
+    lo = masked << (32 - plen)
+    hi = lo | ((1 << (32 - plen)) - 1)
+    a, b = lo >> 24, (lo >> 16) & 255
+    heads: set[str] = set()
+    for c in range((lo >> 8) & 255, ((hi >> 8) & 255) + 1):
+        head = f"{a}.{b}.{c}."
+        if len(head) >= 7:
+            heads.add(head[:7])
+        else:
+            d_lo, d_hi = (lo & 255, hi & 255) if plen >= 24 else (0, 255)
+            heads.update((head + str(d))[:7] for d in range(d_lo, d_hi + 1))
+    return heads
+
+
 _IPV4_SEEN: dict[str, int | None] = {}  # sensors see the same addresses again and again
 
 
@@ -261,6 +283,7 @@ class _PathTable:
         "above",
         "affixes",
         "below",
+        "by7",
         "by16",
         "dotted",
         "eq",
@@ -287,6 +310,9 @@ class _PathTable:
         # IPv4 blocks of /16 or longer by their first two octets as text ("10.1": no parsing for the
         # many addresses in no block), then checked on the parsed address; shorter blocks in a list
         self.by16: dict[str, list[tuple[int, int, list[LeafRef]]]] = {}
+        # the same blocks by the first seven characters of their addresses' text, which a whole batch
+        # of addresses is probed by in C (`networks_many`)
+        self.by7: dict[str, list[tuple[int, int, list[LeafRef]]]] = {}
         self.wide4: list[tuple[int, int, list[LeafRef]]] = []
         self.eq: dict[Any, list[LeafRef]] = {}
         self.nets4: dict[int, dict[int, list[LeafRef]]] = {}
@@ -324,6 +350,8 @@ class _PathTable:
                     if plen >= 16:
                         high = masked >> (plen - 16)
                         self.by16.setdefault(f"{high >> 8}.{high & 255}", []).append(entry)
+                        for head in _heads7(plen, masked):
+                            self.by7.setdefault(head, []).append(entry)
                     else:
                         self.wide4.append(entry)
             return bucket
@@ -362,6 +390,30 @@ class _PathTable:
         near = self.by16.get(v[:dot]) if dot > 0 else None
         if near or self.wide4 or dot < 0 or "/" in v or ":" in v:
             self._blocks(v, near, out)
+
+    def networks_many(self, values: list[Any], owners: list[int], types: set[type],
+                      found: list[list[list[LeafRef]]]) -> None:
+        """`networks` for a batch's values (`owners[k]`: the observation `values[k]` came from; `types`:
+        the values' types). The first seven characters of every value are probed in C (map over a slice
+        and the dict), so only addresses near some block, and values that are not dotted quads (IPv6
+        addresses, CIDR blocks), take a step in Python."""
+        if self.wide4 or types != _STR_ONLY:  # blocks wider than /16, or values of other types
+            networks = self.networks
+            for v, i in zip(values, owners, strict=True):
+                if type(v) is str:
+                    networks(v, found[i])
+            return
+        by7 = self.by7
+        flags = list(map(by7.__contains__, map(_HEAD7, values)))
+        joined = "\n".join(values)
+        for mark in (":", "/"):  # IPv6 addresses and CIDR blocks are parsed as networks
+            if mark in joined:
+                flags = list(map(operator.or_, flags, map(operator.contains, values, repeat(mark))))
+        for v, i in compress(zip(values, owners, strict=True), flags):
+            if ":" in v or "/" in v:
+                self._blocks(v, None, found[i])
+            else:
+                self._blocks(v, by7[v[:7]], found[i])
 
     def _blocks(self, v: str, near: list[tuple[int, int, list[LeafRef]]] | None, out: list[list[LeafRef]]) -> None:
         addr = _IPV4_SEEN.get(v, -1)
@@ -415,6 +467,9 @@ class _PathTable:
 
 
 _KEYABLE = (str, int, float)  # value types equality keys hold (a bool would find the number's leaves)
+_KEYABLE_SET = frozenset(_KEYABLE)
+_STR_ONLY = {str}
+_NONE = type(None)
 
 # --- indicators ---------------------------------------------------------------------------------
 
@@ -458,7 +513,7 @@ class Index:
         self._paths: dict[str, dict[tuple[Any, ...], _PathTable]] = {}
         self._residual: dict[str, list[LeafRef]] = {}
         self._indicators: dict[str, _Indicator] = {}
-        self._batch: dict[str, tuple[tuple[tuple[int, _PathTable, str | None, Any], ...], list[LeafRef] | None]] | None = None
+        self._batch: dict[str, tuple[tuple[tuple[_PathTable, str | None, Any], ...], list[LeafRef] | None]] | None = None
         self.stats = IndexStats()
 
     def __len__(self) -> int:
@@ -590,67 +645,84 @@ class Index:
 
     def _match_many(self, batch: list[Observed]) -> list[list[Hit]]:
         of_type = self._batch_plan()
-        gathered: dict[int, tuple[_PathTable, list[tuple[Any, int]]]] = {}  # path -> (table, its values)
-        found: list[list[list[LeafRef]]] = [[] for _ in batch]
+        # per object type: its objects across the batch and, in a parallel list, the observation each came from
+        groups: dict[str, tuple[list[dict[str, Any]], list[int]]] = {}
         for i, obs in enumerate(batch):
-            objects = obs.objects
             for otype, objs in obs.by_type.items():
-                plan = of_type.get(otype)
-                if plan is None:
-                    continue
-                entries, res = plan
-                for key, table, name, read in entries:
-                    got = gathered.get(key)
-                    if got is None:
-                        got = gathered[key] = (table, [])
-                    append = got[1].append
-                    if name is not None:
-                        for obj in objs:
-                            v = obj.get(name)
-                            if v is not None:
-                                append((v, i))
-                    elif read is not None:
-                        for obj in objs:
-                            v = read(obj, objects)
-                            if v is not None:
-                                append((v, i))
-                    else:
-                        for obj in objs:
-                            for v in select(obj, table.steps, objects):
-                                append((v, i))
-                if res:
+                g = groups.get(otype)
+                if g is None:
+                    if otype not in of_type:
+                        continue
+                    g = groups[otype] = ([], [])
+                if len(objs) == 1:
+                    g[0].append(objs[0])
+                    g[1].append(i)
+                else:
+                    g[0].extend(objs)
+                    g[1].extend(repeat(i, len(objs)))
+        found: list[list[list[LeafRef]]] = [[] for _ in batch]
+        for otype, (objs, owners) in groups.items():
+            entries, res = of_type[otype]
+            if res:
+                for i in dict.fromkeys(owners):
                     found[i].append(res)
-        for table, pairs in gathered.values():
-            if pairs:
-                self._look_up_batch(table, pairs, found)
+            scopes = None  # each object's observation's objects, where references are resolved
+            for table, name, read in entries:
+                if name is not None:  # a property of the object itself: read in C
+                    values = list(map(operator.methodcaller("get", name), objs))
+                    self._look_up_batch(table, values, owners, found)
+                    continue
+                if scopes is None:
+                    scopes = [batch[i].objects for i in owners]
+                if read is not None:
+                    values = list(map(read, objs, scopes))
+                else:  # list indexes, [*], lists of references: every value the path selects
+                    pairs = [(v, i) for obj, i, scope in zip(objs, owners, scopes, strict=True)
+                             for v in select(obj, table.steps, scope)]
+                    self._look_up_batch(table, [v for v, _ in pairs], [i for _, i in pairs], found)
+                    continue
+                self._look_up_batch(table, values, owners, found)
         return [self._decide(obs, f) if f else [] for obs, f in zip(batch, found, strict=True)]
 
     @staticmethod
-    def _look_up_batch(table: _PathTable, pairs: list[tuple[Any, int]], found: list[list[list[LeafRef]]]) -> None:
+    def _look_up_batch(table: _PathTable, values: list[Any], owners: list[int],
+                       found: list[list[list[LeafRef]]]) -> None:
+        """Look up a batch's values of one path (`owners[k]`: the observation `values[k]` came from;
+        None where the object has no value there)."""
+        types = set(map(type, values))
+        if _NONE in types:
+            kept = [(v, i) for v, i in zip(values, owners, strict=True) if v is not None]
+            values, owners = [v for v, _ in kept], [i for _, i in kept]
+            types.discard(_NONE)
+        if not values:
+            return
         if table.affixes or table.ranges or (not table.fast and table.read is None):
-            for v, i in pairs:
-                table.lookup(v, found[i])
+            lookup = table.lookup
+            for v, i in zip(values, owners, strict=True):
+                lookup(v, found[i])
             return
         eq = table.eq
         if eq:
-            values = {v for v, _ in pairs if type(v) in _KEYABLE}
-            hits = set(filter(eq.__contains__, values))  # over the batch's values, in C
-            if hits:
-                for v, i in pairs:
-                    if v in hits and type(v) in _KEYABLE:
+            if types <= _KEYABLE_SET:  # the usual case: every value can be a key, looked up in C
+                hits = set(filter(eq.__contains__, set(values)))
+                if hits:
+                    for v, i in compress(zip(values, owners, strict=True), map(hits.__contains__, values)):
                         found[i].append(eq[v])
+            else:
+                hits = set(filter(eq.__contains__, {v for v in values if type(v) in _KEYABLE}))
+                if hits:
+                    for v, i in zip(values, owners, strict=True):
+                        if type(v) in _KEYABLE and v in hits:
+                            found[i].append(eq[v])
         if table.nets:
-            networks = table.networks
-            for v, i in pairs:
-                if type(v) is str:
-                    networks(v, found[i])
+            table.networks_many(values, owners, types, found)
 
-    def _batch_plan(self) -> dict[str, tuple[tuple[tuple[int, _PathTable, str | None, Any], ...], list[LeafRef] | None]]:
+    def _batch_plan(self) -> dict[str, tuple[tuple[tuple[_PathTable, str | None, Any], ...], list[LeafRef] | None]]:
         """Per object type: its indexed paths (key, table, plain key or reader) and the leaves evaluated
         on every object of the type; rebuilt when indicators come or go."""
         if self._batch is None:
             self._batch = {
-                otype: (tuple((id(t), t, t.steps[0] if t.fast else None, t.read)
+                otype: (tuple((t, t.steps[0] if t.fast else None, t.read)
                               for t in self._paths.get(otype, {}).values() if not t.empty()),
                         self._residual.get(otype) or None)
                 for otype in set(self._paths) | set(self._residual)
