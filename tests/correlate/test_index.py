@@ -203,3 +203,20 @@ def test_seven_character_heads_cover_every_address_of_a_block() -> None:
         net = ipaddress.IPv4Network(text)
         heads = _heads7(net.prefixlen, int(net.network_address) >> (32 - net.prefixlen))
         assert {str(a)[:7] for a in net} == heads, text
+
+
+def test_values_of_any_shape_in_a_batch_never_raise() -> None:
+    """Garbage values (lists, objects, booleans, None) sit in a batch beside a hit: the hit is found,
+    the garbage matches nothing and raises nothing."""
+    from kuroshio.correlate.evaluate import Observed
+
+    index = Index()
+    index.add(_indicator("[ipv4-addr:value = '203.0.113.7']", 1))
+    index.add(_indicator("[ipv4-addr:value ISSUBSET '198.51.100.0/24']", 2))
+    index.add(_indicator("[network-traffic:dst_port = 443]", 3))
+    shapes = [["203.0.113.7"], {"a": 1}, True, None, 7, 2.5, "", "198.51.100.9", "203.0.113.7"]
+    batch = [Observed({"x": {"type": "ipv4-addr", "value": v}, "t": {"type": "network-traffic", "dst_port": v}},
+                      0, 0, 1, n) for n, v in enumerate(shapes)]
+    got = [sorted(h.indicator_id[-1] for h in hits) for hits in index.match_many(batch)]
+    assert got == [[], [], [], [], [], [], [], ["2"], ["1"]]
+    assert [sorted(h.indicator_id[-1] for h in index.match(o)) for o in batch] == got
