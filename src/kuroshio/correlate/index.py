@@ -406,7 +406,7 @@ class _PathTable:
         by7 = self.by7
         flags = list(map(by7.__contains__, map(_HEAD7, values)))
         joined = "\n".join(values)
-        for mark in (":", "/"):  # IPv6 addresses and CIDR blocks are parsed as networks
+        for mark in (":", "/") if self.nets6 else ("/",):  # IPv6 addresses and CIDR blocks are parsed as networks
             if mark in joined:
                 flags = list(map(operator.or_, flags, map(operator.contains, values, repeat(mark))))
         for v, i in compress(zip(values, owners, strict=True), flags):
@@ -454,6 +454,8 @@ class _PathTable:
 
     def _networks(self, v: str, out: list[list[LeafRef]]) -> None:
         """Blocks holding `v` when it is a CIDR block or an IPv6 address."""
+        if ":" in v and not self.nets6:
+            return  # an IPv6 address or block (the only texts with a colon that parse), and no IPv6 blocks here
         net = parse_network(v)
         if net is None:
             return
