@@ -3,9 +3,11 @@ the number of indicators for the common forms.
 
 Each bracketed part of a pattern (a leaf) is filed under keys that are a necessary condition for it
 to hold: equality and IN on strings and numbers, CIDR membership (IPv4 blocks of /16 and longer found
-by an address's first two octets), LIKE with a literal prefix or suffix, `MATCHES '^literal'`, number
-ranges. `match_many` gathers a batch's values per indexed path and looks them up together (equality
-once per distinct value, in C); `match` is a batch of one. Where a key decides the leaf exactly (a single positive comparison), a hit is a match without
+by the first seven characters of an address's text), LIKE with a literal prefix or suffix,
+`MATCHES '^literal'`, number ranges. `match_many` groups a batch's objects per type, reads each indexed
+path over the group and looks the values up together, in C where it can (map over dict.get, the
+equality tables, the address probe); `match` is a batch of one. Where a key decides the leaf exactly
+(a single positive comparison), a hit is a match without
 evaluation; otherwise the leaf is evaluated (evaluate.py) on the observation the keys point at. Leaves
 with no usable key (negations, order, MATCHES, EXISTS …) are evaluated on every observation that
 holds an object of their type.
