@@ -1022,6 +1022,7 @@ def _ais_lines(source: str, stop: Any) -> Iterator[bytes]:
         host, _, port = source[6:].rpartition(":")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind((host or "0.0.0.0", int(port)))
+            err.print(f"{source}: listening", markup=False)
             sock.settimeout(0.5)
             while not stop.is_set():
                 try:

@@ -152,6 +152,22 @@ def _wait_for_events(home: Path, kind: str, deadline: float) -> list[dict[str, A
     return []
 
 
+def _wait_for_udp_listener(port: int, deadline: float) -> None:
+    """Until a socket is bound to the UDP port (Linux: /proc/net/udp; elsewhere a fixed wait)."""
+    import time
+
+    table = Path("/proc/net/udp")
+    if not table.exists():
+        time.sleep(5)
+        return
+    while time.monotonic() < deadline:
+        rows = table.read_text().splitlines()[1:]
+        if any(int(row.split()[1].rsplit(":", 1)[1], 16) == port for row in rows):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on UDP port {port}")
+
+
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
 def test_ais_ingest_from_network_feeds(tmp_path: Path, transport: str) -> None:
     import signal
@@ -188,7 +204,7 @@ def test_ais_ingest_from_network_feeds(tmp_path: Path, transport: str) -> None:
                             env={**os.environ, "COLUMNS": "250"})
     try:
         if transport == "udp":
-            time.sleep(2)  # the listener binds
+            _wait_for_udp_listener(port, time.monotonic() + 60)  # datagrams sent before the bind are lost
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
                 for i in range(0, len(lines), 20):
                     sender.sendto(b"\r\n".join(lines[i:i + 20]), ("127.0.0.1", port))
