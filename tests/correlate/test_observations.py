@@ -51,6 +51,17 @@ def test_eve_times_in_utc_with_milliseconds(stamp: str, expected: str) -> None:
     assert obs is not None and obs.time == expected and obs.at == stamp_us(expected)
 
 
+def test_events_of_one_second_keep_their_own_milliseconds() -> None:
+    """The UTC second of a local one is worked out once (sensors log many events a second)."""
+    from kuroshio.correlate.evaluate import stamp_us
+
+    for frac, ms in (("027213", "027"), ("999999", "999"), ("0", "000"), ("5", "500")):
+        obs = eve_observation(DNS.replace(b"27.027213+0100", f"27.{frac}+0100".encode()))
+        assert obs is not None and obs.time == f"2017-01-30T15:12:27.{ms}Z" and obs.at == stamp_us(obs.time)
+    other_zone = eve_observation(DNS.replace(b"27.027213+0100", b"27.027213+0900"))
+    assert other_zone is not None and other_zone.time == "2017-01-30T07:12:27.027Z"
+
+
 @pytest.mark.parametrize("stamp", ["2017-02-29T00:00:00.0+0000", "2017-01-30T24:00:00.0+0000",
                                    "2017-01-30T10:00:00+0000", "2017-13-01T00:00:00.0Z", "2017-01-30T10:00:00.0+2500"])
 def test_impossible_eve_times_are_refused(stamp: str) -> None:

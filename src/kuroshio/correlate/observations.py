@@ -45,20 +45,27 @@ class Observation:
     at: int = 0  # the same time in microseconds since the epoch
 
     def add(self, obj: dict[str, Any], contributing: tuple[str, ...]) -> str:
-        obj["id"] = sco_id(obj["type"], {k: obj[k] for k in contributing if k in obj})
+        # the mappings below build SCOs from strings, ports, sizes and lists of strings: plain JSON
+        ident = obj["id"] = sco_id(obj["type"], {k: obj[k] for k in contributing if k in obj}, plain=True)
         obj["spec_version"] = "2.1"
-        if all(o["id"] != obj["id"] for o in self.objects):
+        for o in self.objects:
+            if o["id"] == ident:
+                break
+        else:
             self.objects.append(obj)
-        return obj["id"]
+        return ident
 
     def add_value(self, kind: str, value: str) -> str:
         """An observable identified by its `value` alone (addresses, domain names, URLs)."""
         key = (kind, value)
         ident = _VALUE_IDS.get(key)
         if ident is None:
-            ident = sco_id(kind, {"value": value})
+            ident = sco_id(kind, {"value": value}, plain=True)
             _remember(_VALUE_IDS, key, ident)
-        if all(o["id"] != ident for o in self.objects):
+        for o in self.objects:
+            if o["id"] == ident:
+                break
+        else:
             self.objects.append({"type": kind, "value": value, "id": ident, "spec_version": "2.1"})
         return ident
 
@@ -69,6 +76,7 @@ MEMO = 1 << 16
 _VALUE_IDS: dict[tuple[str, str], str] = {}
 _ADDRESSES: dict[str, tuple[str, str] | None] = {}
 _HOSTNAMES: dict[str, bool] = {}
+_SECONDS: dict[tuple[str | None, ...], tuple[str, int]] = {}
 
 
 def _remember(table: dict[Any, Any], key: Any, value: Any) -> None:
@@ -89,17 +97,29 @@ def _stix_time(value: Any) -> tuple[str, int]:
     if m is None:
         raise Malformed("bad-timestamp")
     y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    second_of = (y, mo, d, h, mi, s, sign, oh, om)  # a sensor logs many events in the same second
+    known = _SECONDS.get(second_of)
+    if known is None:
+        known = _utc_second(y, mo, d, h, mi, s, sign, oh, om)
+        _remember(_SECONDS, second_of, known)
+    base, secs = known
+    ms = frac.ljust(6, "0")[:3]
+    return base + ms + "Z", secs * 1_000_000 + int(ms) * 1000
+
+
+def _utc_second(y: str, mo: str, d: str, h: str, mi: str, s: str, sign: str | None, oh: str | None,
+                om: str | None) -> tuple[str, int]:
+    """A local second of an EVE timestamp as the UTC text up to the decimal point, and seconds since the epoch."""
     year, month, day, hour, minute, second = int(y), int(mo), int(d), int(h), int(mi), int(s)
     if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60
-            and second < 60 and (sign is None or (int(oh) < 24 and int(om) < 60))):
+            and second < 60 and (sign is None or (int(oh or 0) < 24 and int(om or 0) < 60))):
         raise Malformed("bad-timestamp")
     secs = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     if sign is not None:
-        secs -= (1 if sign == "+" else -1) * (int(oh) * 3600 + int(om) * 60)
+        secs -= (1 if sign == "+" else -1) * (int(oh or 0) * 3600 + int(om or 0) * 60)
     if not 0 <= secs < 253402300800:  # years 1970 to 9999
         raise Malformed("bad-timestamp")
-    ms = frac.ljust(6, "0")[:3]
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + "." + ms + "Z", secs * 1_000_000 + int(ms) * 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".", secs
 
 
 def _address(obs: Observation, value: Any) -> str | None:
