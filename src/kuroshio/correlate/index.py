@@ -286,7 +286,6 @@ class _PathTable:
         "affixes",
         "below",
         "by7",
-        "by16",
         "dotted",
         "eq",
         "fast",
@@ -314,11 +313,9 @@ class _PathTable:
         self.above = _Ranges(True)
         self.below = _Ranges(False)
         self.nets = self.affixes = self.ranges = False  # which kinds of keys are filed here
-        # IPv4 blocks of /16 or longer by their first two octets as text ("10.1": no parsing for the
-        # many addresses in no block), then checked on the parsed address; shorter blocks in a list
-        self.by16: dict[str, list[tuple[int, int, list[LeafRef]]]] = {}
-        # the same blocks by the first seven characters of their addresses' text, which a whole batch
-        # of addresses is probed by in C (`networks_many`)
+        # IPv4 blocks of /16 or longer by the first seven characters of their addresses' text (no parsing
+        # for the many addresses in no block; a whole batch is probed in C), then checked on the parsed
+        # address; shorter blocks in a list
         self.by7: dict[str, list[tuple[int, int, list[LeafRef]]]] = {}
         self.wide4: list[tuple[int, int, list[LeafRef]]] = []
         self.eq: dict[Any, list[LeafRef]] = {}
@@ -355,8 +352,6 @@ class _PathTable:
                 if kind == "n4":
                     entry = (32 - plen, masked, bucket)
                     if plen >= 16:
-                        high = masked >> (plen - 16)
-                        self.by16.setdefault(f"{high >> 8}.{high & 255}", []).append(entry)
                         for head in _heads7(plen, masked):
                             self.by7.setdefault(head, []).append(entry)
                     else:
@@ -391,11 +386,10 @@ class _PathTable:
                 self.below.lookup(v, out)
 
     def networks(self, v: str, out: list[list[LeafRef]]) -> None:
-        """Blocks holding the string `v`. An IPv4 address's first two octets, as text, find the /16-or-longer
+        """Blocks holding the string `v`. An IPv4 address's first seven characters find the /16-or-longer
         blocks near it, so an address in no block is never parsed."""
-        dot = v.find(".", v.find(".") + 1)
-        near = self.by16.get(v[:dot]) if dot > 0 else None
-        if near or self.wide4 or dot < 0 or "/" in v or ":" in v:
+        near = self.by7.get(v[:7])
+        if near or self.wide4 or "/" in v or ":" in v:
             self._blocks(v, near, out)
 
     def networks_many(self, values: list[Any], owners: list[int], types: set[type],
