@@ -297,7 +297,6 @@ class _PathTable:
         "read",
         "steps",
         "suffixes",
-        "two",
         "wide4",
     )
 
@@ -306,10 +305,6 @@ class _PathTable:
         first = steps[0]
         self.fast = len(steps) == 1 and not first.endswith(("_ref", "_refs", "_hex", "_bin"))
         self.read = _getter(steps)
-        # the two-step shapes (hashes.'SHA-256', dst_ref.value) a batch reads in C: (first, second, first is a reference)
-        self.two: tuple[str, str, bool] | None = None
-        if self.read is not None and len(steps) == 2 and not steps[1].endswith("_ref"):
-            self.two = (steps[0], steps[1], steps[0].endswith("_ref"))
         self.above = _Ranges(True)
         self.below = _Ranges(False)
         self.nets = self.affixes = self.ranges = False  # which kinds of keys are filed here
@@ -677,9 +672,7 @@ class Index:
                     continue
                 if scopes is None:
                     scopes = [batch[i].objects for i in owners]
-                if table.two is not None:
-                    values = _read_two(table.two, read, objs, scopes)
-                elif read is not None:
+                if read is not None:
                     values = list(map(read, objs, scopes))
                 else:  # list indexes, [*], lists of references: every value the path selects
                     pairs = [(v, i) for obj, i, scope in zip(objs, owners, scopes, strict=True)
@@ -794,30 +787,6 @@ class Index:
             return None
         recent.clear()  # a match consumes what led to it: the next one needs new observations
         return Hit(ind.id, ind.modified, obs, tuple(observations[:-1]))
-
-
-_NOTHING: dict[str, Any] = {}  # what a missing step reads as in `_read_two` (never written to)
-_REF_TYPES = frozenset({str, type(None)})
-
-
-def _read_two(two: tuple[str, str, bool], read: Any, objs: list[dict[str, Any]],
-              scopes: list[dict[str, dict[str, Any]]]) -> list[Any]:
-    """The values of a two-step path over a batch's objects, in C (map over dict.get) when every first
-    step is of the expected type; else object by object with the path's reader."""
-    first, second, is_ref = two
-    mids = list(map(operator.methodcaller("get", first) if is_ref else operator.methodcaller("get", first, _NOTHING),
-                    objs))
-    if is_ref:
-        if set(map(type, mids)) <= _REF_TYPES:
-            targets = list(map(dict.get, scopes, mids, repeat(_NOTHING)))
-            if set(map(type, targets)) == _DICT_ONLY:
-                return list(map(operator.methodcaller("get", second), targets))
-    elif set(map(type, mids)) == _DICT_ONLY:
-        return list(map(operator.methodcaller("get", second), mids))
-    return list(map(read, objs, scopes))
-
-
-_DICT_ONLY = {dict}
 
 
 def _types(expr: object) -> set[str]:
