@@ -220,3 +220,16 @@ def test_values_of_any_shape_in_a_batch_never_raise() -> None:
     got = [sorted(h.indicator_id[-1] for h in hits) for hits in index.match_many(batch)]
     assert got == [[], [], [], [], [], [], [], ["2"], ["1"]]
     assert [sorted(h.indicator_id[-1] for h in index.match(o)) for o in batch] == got
+
+
+@given(st.one_of(st.text(alphabet="0123456789.x /:\x00\n+-", max_size=20), st.text(max_size=20)))
+def test_ipv4_reader_agrees_with_ipaddress_on_any_text(text: str) -> None:
+    import ipaddress
+
+    from kuroshio.correlate.index import _ipv4
+
+    try:
+        expected = int(ipaddress.IPv4Address(text))
+    except ValueError:
+        expected = None
+    assert _ipv4(text) == expected, repr(text)

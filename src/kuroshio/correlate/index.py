@@ -195,15 +195,14 @@ _IPV4_SEEN: dict[str, int | None] = {}  # sensors see the same addresses again a
 
 def _ipv4(text: str) -> int | None:
     """A dotted-quad IPv4 address as an integer (the forms Python's ipaddress accepts), else None."""
-    value: int | None = None
-    if text.count(".") == 3 and len(text) <= 15 and text.replace(".", "").isdigit() and text.isascii():
-        try:
-            packed = socket.inet_aton(text)
-        except OSError:
-            packed = b""
-        # four decimal parts of at most 255; a part with a leading zero is not an IPv4 address
-        if packed and ((text[0] != "0" and ".0" not in text) or socket.inet_ntoa(packed) == text):
-            value = int.from_bytes(packed, "big")
+    try:
+        packed = socket.inet_aton(text)
+    except (OSError, ValueError):  # not an address; a NUL or a non-ASCII character
+        value = None
+    else:
+        # inet_aton also takes "1.2.3", hex, octal and trailing junk: only the canonical dotted quad (four
+        # decimal parts of at most 255, no leading zero) reads back as the same text
+        value = int.from_bytes(packed, "big") if socket.inet_ntoa(packed) == text else None
     if len(_IPV4_SEEN) >= 1 << 16:
         _IPV4_SEEN.clear()
     _IPV4_SEEN[text] = value
