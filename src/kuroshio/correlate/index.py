@@ -628,8 +628,8 @@ class Index:
 
     def match_many(self, batch: list[Observed]) -> list[list[Hit]]:
         """`match` for each observation of a batch, in order (the same hits): the values of the whole
-        batch are gathered per indexed path first, then looked up together — equality keys once per
-        distinct value, in C — which is what makes sensor feeds fast."""
+        batch are gathered per indexed path first, then looked up together, in C where the lookup allows
+        (equality, the address probe) — which is what makes sensor feeds fast."""
         # what a batch allocates is freed by reference counting: the cyclic collector, which would walk
         # every live object many times a batch, waits until the batch is done
         was_enabled = gc.isenabled()
@@ -701,7 +701,7 @@ class Index:
         eq = table.eq
         if eq:
             if types <= _KEYABLE_SET:  # the usual case: every value can be a key, looked up in C
-                hits = set(filter(eq.__contains__, set(values)))
+                hits = set(filter(eq.__contains__, values))
                 if hits:
                     for v, i in compress(zip(values, owners, strict=True), map(hits.__contains__, values)):
                         found[i].append(eq[v])
