@@ -370,7 +370,7 @@ class _PathTable:
             if self.nets:
                 self.networks(v, out)
             if self.affixes:
-                self._affixes(v, out)
+                self.affixes_of(v, out)
         elif tv is int or tv is float:
             hit = self.eq.get(v)
             if hit:
@@ -425,7 +425,8 @@ class _PathTable:
             if addr >> shift == masked and hit:
                 out.append(hit)
 
-    def _affixes(self, v: str, out: list[list[LeafRef]]) -> None:
+    def affixes_of(self, v: str, out: list[list[LeafRef]]) -> None:
+        """Append the leaves filed under literal prefixes and suffixes (domain forms at each dot) of `v`."""
         nv = v if v.isascii() else unicodedata.normalize("NFC", v)
         n = len(nv)
         for length, table in self.prefixes.items():
@@ -693,7 +694,7 @@ class Index:
             types.discard(_NONE)
         if not values:
             return
-        if table.affixes or table.ranges or (not table.fast and table.read is None):
+        if table.ranges or (not table.fast and table.read is None):
             lookup = table.lookup
             for v, i in zip(values, owners, strict=True):
                 lookup(v, found[i])
@@ -713,6 +714,11 @@ class Index:
                             found[i].append(eq[v])
         if table.nets:
             table.networks_many(values, owners, types, found)
+        if table.affixes:  # LIKE prefixes and suffixes, MATCHES '^…': each string on its own
+            affixes = table.affixes_of
+            for v, i in zip(values, owners, strict=True):
+                if type(v) is str:
+                    affixes(v, found[i])
 
     def _batch_plan(self) -> dict[str, tuple[tuple[tuple[_PathTable, str | None, Any], ...], list[LeafRef] | None]]:
         """Per object type: its indexed paths (key, table, plain key or reader) and the leaves evaluated
