@@ -680,7 +680,11 @@ class Index:
                     self._look_up_batch(table, [v for v, _ in pairs], [i for _, i in pairs], found)
                     continue
                 self._look_up_batch(table, values, owners, found)
-        return [self._decide(obs, f) if f else [] for obs, f in zip(batch, found, strict=True)]
+        # an observation nothing was found for keeps its empty list as its (empty) hits; the others are decided
+        out: list[Any] = found
+        for i in compress(range(len(batch)), found):
+            out[i] = self._decide(batch[i], found[i])
+        return out
 
     @staticmethod
     def _look_up_batch(table: _PathTable, values: list[Any], owners: list[int],
