@@ -80,24 +80,32 @@ def test_import_export_round_trip(home: Path, data_dir: Path) -> None:
     assert {o["type"] for o in patterns["objects"]} == {"attack-pattern"} and len(patterns["objects"]) == 188
 
 
-def test_serve_answers_taxii_and_stops_on_signal(home: Path) -> None:
-    token = run("user", "add", home, "svc", "--token").stdout.strip().splitlines()[-1]
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def _first_answer(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """GET `url` once the server listens (a server process takes a few seconds to start)."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return httpx.get(url, headers=headers)
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_serve_answers_taxii_and_stops_on_signal(home: Path) -> None:
+    token = run("user", "add", home, "svc", "--token").stdout.strip().splitlines()[-1]
+    port = _free_port()
     proc = subprocess.Popen([*KUROSHIO, "serve", str(home), "--port", str(port), "--log-level", "warning"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                resp = httpx.get(f"http://127.0.0.1:{port}/taxii2/",
-                                 headers={"Authorization": f"Bearer {token}", "Accept": TAXII})
-                break
-            except httpx.ConnectError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        resp = _first_answer(f"http://127.0.0.1:{port}/taxii2/",
+                             headers={"Authorization": f"Bearer {token}", "Accept": TAXII})
         assert resp.status_code == 200 and resp.json()["api_roots"] == [f"http://127.0.0.1:{port}/intel/"]
     finally:
         proc.send_signal(signal.SIGINT)
@@ -105,16 +113,21 @@ def test_serve_answers_taxii_and_stops_on_signal(home: Path) -> None:
     assert proc.returncode in (0, -signal.SIGINT)
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, parent, ...), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _descendants(pid: int) -> set[int]:
     """The processes below `pid` (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
+        fields = _stat(entry.name) if entry.name.isdigit() else None
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = set(), [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -124,15 +137,8 @@ def _descendants(pid: int) -> set[int]:
 
 
 def _alive(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.add(pid)
-    return alive
+    """The processes of `pids` still running (zombies are not)."""
+    return {pid for pid in pids if (fields := _stat(pid)) and fields[0] != "Z"}
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the worker processes")
@@ -141,22 +147,13 @@ def test_serve_leaves_no_ingest_worker_behind(home: Path, stop: signal.Signals) 
     """An init system stops the service with SIGTERM (or kills it): its ingest worker processes go with it."""
     (home / "node.toml").write_text((home / "node.toml").read_text().replace("[server]\n", "[server]\ningest_workers = 2\n", 1))
     token = run("user", "add", home, "svc", "--role", "contributor", "--token").stdout.strip().splitlines()[-1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     proc = subprocess.Popen([*KUROSHIO, "serve", str(home), "--port", str(port), "--log-level", "warning",
                              "--no-sync"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     headers = {"Authorization": f"Bearer {token}", "Accept": TAXII, "Content-Type": TAXII}
     workers: set[int] = set()
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/taxii2/", headers=headers)
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        _first_answer(f"http://127.0.0.1:{port}/taxii2/", headers)
         objects = [{"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.UUID(int=n + 1, version=4)}",
                     "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
                     "pattern": f"[ipv4-addr:value = '10.0.{n // 256}.{n % 256}']", "pattern_type": "stix",
@@ -184,9 +181,7 @@ def test_partner_commands_link_two_nodes_and_sync_them(tmp_path: Path) -> None:
     twn, jpn = tmp_path / "twn", tmp_path / "jpn"
     ports = []
     for h, org in ((twn, "TWN"), (jpn, "JPN")):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+        ports.append(_free_port())
         run("init", h, "--org", org, "--port", str(ports[-1]))
     for h, org in ((twn, "TWN"), (jpn, "JPN")):
         (tmp_path / f"{org}.card").write_text(run("partner", "card", h).stdout)
@@ -201,14 +196,7 @@ def test_partner_commands_link_two_nodes_and_sync_them(tmp_path: Path) -> None:
     server = subprocess.Popen([*KUROSHIO, "serve", str(twn), "--no-sync", "--log-level", "warning"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{ports[0]}/taxii2/")
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        _first_answer(f"http://127.0.0.1:{ports[0]}/taxii2/")
         synced = run("sync", jpn, "--partner", "TWN", "--no-push").stdout
         assert "TWN: pulled" in synced and "rejected 0" in synced
     finally:

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, NoReturn
 
@@ -264,7 +264,6 @@ def serve(
     finally:
         federation.stop()
         node.close()
-
 
 
 class _Stopped(Exception):
@@ -757,7 +756,6 @@ def demo(
 def _interruptible() -> Iterator[Any]:
     """An event that Ctrl-C or SIGTERM sets (instead of raising), for commands that read until told to
     stop; the handlers in place before come back afterwards."""
-    import signal
     import threading
 
     stop = threading.Event()
@@ -783,24 +781,27 @@ def _correlator(node: Node, sensor: str | None) -> Any:
     return correlator
 
 
-def _correlation_summary(correlator: Any, readings: dict[str, Any]) -> None:
-    counts = correlator.counts
-    table = Table(title="Correlation", show_header=True)
+def _print_counts(title: str, rows: Iterable[tuple[str, int]]) -> None:
+    """A summary table of what a command did: one count per row."""
+    table = Table(title=title)
     table.add_column("")
     table.add_column("count", justify="right")
-    table.add_row("indicators indexed", f"{len(correlator.index):,}")
-    table.add_row("observations", f"{counts['observations']:,}")
-    table.add_row("matches", f"{counts['matches']:,}")
-    table.add_row("sightings published", f"{counts['sightings-published']:,}")
-    for key, n in sorted(counts.items()):
-        if key.startswith("suppressed:"):
-            table.add_row(f"suppressed by warning list '{key[11:]}'", f"{n:,}")
-    if counts["sightings-refused"]:
-        table.add_row("sightings refused by the store", f"{counts['sightings-refused']:,}")
-    for name, reading in readings.items():
-        for reason, n in sorted(reading.skipped.items()):
-            table.add_row(f"{name}: skipped ({reason})", f"{n:,}")
+    for label, n in rows:
+        table.add_row(label, f"{n:,}")
     out.print(table)
+
+
+def _correlation_summary(correlator: Any, readings: dict[str, Any]) -> None:
+    counts = correlator.counts
+    rows = [("indicators indexed", len(correlator.index)), ("observations", counts["observations"]),
+            ("matches", counts["matches"]), ("sightings published", counts["sightings-published"])]
+    rows += [(f"suppressed by warning list '{key[11:]}'", n) for key, n in sorted(counts.items())
+             if key.startswith("suppressed:")]
+    if counts["sightings-refused"]:
+        rows.append(("sightings refused by the store", counts["sightings-refused"]))
+    rows += [(f"{name}: skipped ({reason})", n) for name, reading in readings.items()
+             for reason, n in sorted(reading.skipped.items())]
+    _print_counts("Correlation", rows)
 
 
 @app.command()
@@ -1069,19 +1070,11 @@ def ais_ingest(
         svc.close()
         node.close()
     st = svc.stats
-    table = Table(title="AIS ingest")
-    table.add_column("")
-    table.add_column("count", justify="right")
-    table.add_row("lines", f"{st.lines:,}")
-    table.add_row("messages", f"{st.messages:,}")
-    table.add_row("positions", f"{st.positions:,}")
-    table.add_row("vessels", f"{len(svc.picture.vessels):,}")
-    for kind, n in sorted(st.events.items()):
-        table.add_row(f"events: {kind}", f"{n:,}")
-    table.add_row("objects published", f"{st.published:,}")
-    for reason, n in sorted(st.skipped.items()):
-        table.add_row(f"skipped ({reason})", f"{n:,}")
-    out.print(table)
+    _print_counts("AIS ingest", [
+        ("lines", st.lines), ("messages", st.messages), ("positions", st.positions),
+        ("vessels", len(svc.picture.vessels)), *((f"events: {kind}", n) for kind, n in sorted(st.events.items())),
+        ("objects published", st.published), *((f"skipped ({reason})", n) for reason, n in sorted(st.skipped.items())),
+    ])
 
 
 def _ingest_ais(svc: Any, sources: list[str], replay_speed: float, publish_seconds: float, stop: Any) -> None:

@@ -138,16 +138,20 @@ def test_index_agrees_with_evaluation(pattern: str, sets: list, names: None) -> 
 
 @given(st.lists(st.integers(0, 300), min_size=4, max_size=4), st.sampled_from(["", " ", "0", ".1", "/8", "x"]))
 def test_ipv4_reader_agrees_with_ipaddress(parts: list[int], junk: str) -> None:
-    import ipaddress
 
     from kuroshio.correlate.index import _ipv4
 
     for text in (".".join(map(str, parts)), ".".join(map(str, parts)) + junk, junk + ".".join(map(str, parts))):
-        try:
-            expected = int(ipaddress.IPv4Address(text))
-        except ValueError:
-            expected = None
-        assert _ipv4(text) == expected, text
+        assert _ipv4(text) == _ipv4_by_ipaddress(text), text
+
+
+def _ipv4_by_ipaddress(text: str) -> int | None:
+    import ipaddress
+
+    try:
+        return int(ipaddress.IPv4Address(text))
+    except ValueError:
+        return None
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -224,12 +228,6 @@ def test_values_of_any_shape_in_a_batch_never_raise() -> None:
 
 @given(st.one_of(st.text(alphabet="0123456789.x /:\x00\n+-", max_size=20), st.text(max_size=20)))
 def test_ipv4_reader_agrees_with_ipaddress_on_any_text(text: str) -> None:
-    import ipaddress
-
     from kuroshio.correlate.index import _ipv4
 
-    try:
-        expected = int(ipaddress.IPv4Address(text))
-    except ValueError:
-        expected = None
-    assert _ipv4(text) == expected, repr(text)
+    assert _ipv4(text) == _ipv4_by_ipaddress(text), repr(text)

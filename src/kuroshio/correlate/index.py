@@ -464,10 +464,8 @@ class _PathTable:
                     out.append(hit)
 
 
-_KEYABLE = (str, int, float)  # value types equality keys hold (a bool would find the number's leaves)
-_KEYABLE_SET = frozenset(_KEYABLE)
+_KEYABLE = frozenset({str, int, float})  # value types keys are made of (a bool would find the number's leaves)
 _STR_ONLY = {str}
-_NONE = type(None)
 
 # --- indicators ---------------------------------------------------------------------------------
 
@@ -692,10 +690,10 @@ class Index:
         """Look up a batch's values of one path (`owners[k]`: the observation `values[k]` came from;
         None where the object has no value there)."""
         types = set(map(type, values))
-        if _NONE in types:
-            kept = [(v, i) for v, i in zip(values, owners, strict=True) if v is not None]
+        if not types <= _KEYABLE:  # None, and values no key is made of (lists, objects, booleans): left out
+            kept = [(v, i) for v, i in zip(values, owners, strict=True) if type(v) in _KEYABLE]
             values, owners = [v for v, _ in kept], [i for _, i in kept]
-            types.discard(_NONE)
+            types &= _KEYABLE
         if not values:
             return
         if table.ranges or (not table.fast and table.read is None):
@@ -704,18 +702,11 @@ class Index:
                 lookup(v, found[i])
             return
         eq = table.eq
-        if eq:
-            if types <= _KEYABLE_SET:  # the usual case: every value can be a key, looked up in C
-                hits = set(filter(eq.__contains__, values))
-                if hits:
-                    for v, i in compress(zip(values, owners, strict=True), map(hits.__contains__, values)):
-                        found[i].append(eq[v])
-            else:
-                hits = set(filter(eq.__contains__, {v for v in values if type(v) in _KEYABLE}))
-                if hits:
-                    for v, i in zip(values, owners, strict=True):
-                        if type(v) in _KEYABLE and v in hits:
-                            found[i].append(eq[v])
+        if eq:  # looked up in C over the batch
+            hits = set(filter(eq.__contains__, values))
+            if hits:
+                for v, i in compress(zip(values, owners, strict=True), map(hits.__contains__, values)):
+                    found[i].append(eq[v])
         if table.nets:
             table.networks_many(values, owners, types, found)
         if table.affixes:  # LIKE prefixes and suffixes, MATCHES '^…': each string on its own
@@ -725,7 +716,7 @@ class Index:
                     affixes(v, found[i])
 
     def _batch_plan(self) -> dict[str, tuple[tuple[tuple[_PathTable, str | None, Any], ...], list[LeafRef] | None]]:
-        """Per object type: its indexed paths (key, table, plain key or reader) and the leaves evaluated
+        """Per object type: its indexed paths (table, plain key or reader) and the leaves evaluated
         on every object of the type; rebuilt when indicators come or go."""
         if self._batch is None:
             self._batch = {

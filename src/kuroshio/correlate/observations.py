@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import ipaddress
+import operator
 import re
 import time
 import zlib
@@ -48,10 +49,7 @@ class Observation:
         # the mappings below build SCOs from strings, ports, sizes and lists of strings: plain JSON
         ident = obj["id"] = sco_id(obj["type"], {k: obj[k] for k in contributing if k in obj}, plain=True)
         obj["spec_version"] = "2.1"
-        for o in self.objects:
-            if o["id"] == ident:
-                break
-        else:
+        if not self._holds(ident):
             self.objects.append(obj)
         return ident
 
@@ -62,17 +60,19 @@ class Observation:
         if ident is None:
             ident = sco_id(kind, {"value": value}, plain=True)
             _remember(_VALUE_IDS, key, ident)
-        for o in self.objects:
-            if o["id"] == ident:
-                break
-        else:
+        if not self._holds(ident):
             self.objects.append({"type": kind, "value": value, "id": ident, "spec_version": "2.1"})
         return ident
+
+    def _holds(self, ident: str) -> bool:
+        """Whether an observable with this id is already in the observation (a handful at most)."""
+        return ident in map(_ID_OF, self.objects)
 
 
 # Sensors see the same addresses and names again and again: what was worked out once is remembered
 # (bounded: a table is emptied when it reaches MEMO entries).
 MEMO = 1 << 16
+_ID_OF = operator.itemgetter("id")
 _VALUE_IDS: dict[tuple[str, str], str] = {}
 _ADDRESSES: dict[str, tuple[str, str] | None] = {}
 _HOSTNAMES: dict[str, bool] = {}

@@ -87,15 +87,20 @@ def _position_a(b: Bits, m: dict[str, Any]) -> None:
     _need(b, 149)
     m["status"] = b.u(38, 4)
     m["turn"] = _turn(b.s(42, 8))
-    m["speed"] = b.u(50, 10) / 10.0
-    m["accuracy"] = b.b(60)
-    m["lon"] = _deg(b.s(61, 28))
-    m["lat"] = _deg(b.s(89, 27))
-    m["course"] = b.u(116, 12) / 10.0
-    m["heading"] = b.u(128, 9)
-    m["second"] = b.u(137, 6)
+    _motion(b, 50, m)
     m["maneuver"] = b.u(143, 2)
     m["raim"] = b.b(148)
+
+
+def _motion(b: Bits, start: int, m: dict[str, Any]) -> None:
+    """Speed, accuracy, position, course, heading and time stamp: laid out alike in class A and B reports."""
+    m["speed"] = b.u(start, 10) / 10.0
+    m["accuracy"] = b.b(start + 10)
+    m["lon"] = _deg(b.s(start + 11, 28))
+    m["lat"] = _deg(b.s(start + 39, 27))
+    m["course"] = b.u(start + 66, 12) / 10.0
+    m["heading"] = b.u(start + 78, 9)
+    m["second"] = b.u(start + 87, 6)
 
 
 def _base_station(b: Bits, m: dict[str, Any]) -> None:
@@ -139,13 +144,7 @@ def _static_voyage(b: Bits, m: dict[str, Any]) -> None:
 
 def _position_b(b: Bits, m: dict[str, Any]) -> None:
     _need(b, 139)
-    m["speed"] = b.u(46, 10) / 10.0
-    m["accuracy"] = b.b(56)
-    m["lon"] = _deg(b.s(57, 28))
-    m["lat"] = _deg(b.s(85, 27))
-    m["course"] = b.u(112, 12) / 10.0
-    m["heading"] = b.u(124, 9)
-    m["second"] = b.u(133, 6)
+    _motion(b, 46, m)
 
 
 def _position_b_extended(b: Bits, m: dict[str, Any]) -> None:

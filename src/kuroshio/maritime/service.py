@@ -69,6 +69,7 @@ class MaritimeService:
         self._positions: list[tuple[int, float, float, float, float | None, float | None, str]] = []
         self._changed: dict[str, Event] = {}  # event id -> latest state, to publish
         self._heard: dict[tuple[int, int], list[float]] = {}  # (mmsi, day number) -> [count, first, last]
+        self._heard_since = 0  # the earliest day _heard may hold (older days are dropped when a day ends)
         self.principal = node.operator()
         self.collection = node.collection(node.config.default_api_root, cfg.collection)
         self.markings, self._marking_defs = self._policy()
@@ -176,8 +177,10 @@ class MaritimeService:
                                                last=last, markings=self.markings, modified=now,
                                                created=stamp(first)))
         today = int(self.picture.clock // 86400)
-        for key in [k for k in self._heard if k[1] < today - 1]:
-            del self._heard[key]  # days that are over no longer change
+        if today - 1 > self._heard_since:  # once a day: days that are over no longer change
+            self._heard_since = today - 1
+            for key in [k for k in self._heard if k[1] < self._heard_since]:
+                del self._heard[key]
         record = self.node.ingest(self.principal, self.collection, objects)
         if record.failure_count:
             failures = orjson.loads(record.details).get("failures", [])
