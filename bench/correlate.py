@@ -4,12 +4,15 @@ Indicators: a realistic mix (IPv4 and IPv6 equality, CIDR blocks, domains, domai
 file hashes, about 1 % compound patterns with qualifiers, some forms no index can decide). Observations:
 what sensors' logs give (an address pair and its network traffic, with a DNS name, an HTTP URL or a
 file and its hashes), about 0.5 % of them carrying a value some indicator names, every one distinct
-(no value cache helps), generated from fixed seeds in chunks outside the timed part, one second apart
-(building observations from log lines is not part of it: `bench/observe.py` measures whole logs).
+(no value cache helps), one second apart, generated from fixed seeds outside the timed part (building
+observations from log lines is not part of it: `bench/observe.py` measures whole logs). Each batch of
+1,000 is generated just before it is matched, as the correlation service reads a batch and then matches
+it; a second figure ("cold") generates 50,000 at a time first, so that every batch comes from memory
+no cache holds any more — the same observations either way.
 
 Measured: index build time (parse, compile, file), resident memory the index adds, observations/s
-on one core through `Index.match_many` in batches of 1,000 as the correlation service uses it, and
-through `Index.match` one at a time, passes alternating (medians), hits. stix2-matcher cannot do 1,000,000
+on one core through `Index.match_many` in batches of 1,000 as the correlation service uses it (batches
+just built, and cold), and through `Index.match` one at a time, passes alternating (medians), hits. stix2-matcher cannot do 1,000,000
 observations against 100,000 patterns (it evaluates one pattern against one set of observations per
 call), so it runs on a subset and is compared per evaluation: (pattern, observation) pairs per second,
 and the observations/s that means against the full indicator set.
@@ -34,6 +37,7 @@ from kuroshio.correlate.index import Index
 
 TS = "2026-01-01T00:00:00.000Z"
 T0 = 1_767_225_600_000_000  # 2026-01-01 in microseconds
+BATCH = 1000  # observations matched together, as the correlation service does
 
 
 def rss_mb() -> float:
@@ -158,8 +162,8 @@ def make_observations(n: int, hits: dict[str, list[str]], r: random.Random, hit_
 
 
 def run_ours(indicators: list[dict[str, Any]], chunks: Any, total: int, passes: int) -> dict[str, Any]:
-    """Build the index, then match `total` observations `passes` times; `chunks()` gives them in
-    chunks generated outside the timed part (the same observations on every pass)."""
+    """Build the index, then match `total` observations `passes` times in each mode; `chunks(cold)` gives
+    them in chunks generated outside the timed part (the same observations on every pass and in every mode)."""
     gc.collect()
     before = rss_mb()
     t = time.perf_counter()
@@ -170,29 +174,29 @@ def run_ours(indicators: list[dict[str, Any]], chunks: Any, total: int, passes: 
     gc.collect()
     memory = rss_mb() - before
     gc.freeze()  # as the correlation service does after taking in many indicators
-    rates: dict[str, list[float]] = {"batch": [], "single": []}
+    modes = ("batch", "cold", "single")
+    rates: dict[str, list[float]] = {m: [] for m in modes}
     hits = 0
     step = 1_000_000  # one second between observations
-    for p in range(2 * passes):  # alternately: batches of 1,000 (as the service matches), one at a time
-        mode = "batch" if p % 2 == 0 else "single"
+    for p in range(len(modes) * passes):  # in turn: batches just built, cold batches, one at a time
+        mode = modes[p % len(modes)]
         hits = k = 0
         elapsed = 0.0
-        for chunk in chunks():
+        for chunk in chunks(mode == "cold"):
             for obs in chunk:
                 obs.first = obs.last = T0 + (p * total + k) * step  # time moves on from pass to pass
                 k += 1
             t = time.perf_counter()
-            if mode == "batch":
-                for start in range(0, len(chunk), 1000):
-                    hits += sum(len(h) for h in index.match_many(chunk[start:start + 1000]))
-            else:
+            if mode == "single":
                 for obs in chunk:
                     hits += len(index.match(obs))
+            else:
+                for start in range(0, len(chunk), BATCH):
+                    hits += sum(len(h) for h in index.match_many(chunk[start:start + BATCH]))
             elapsed += time.perf_counter() - t
         rates[mode].append(k / elapsed)
-    return {"build_s": build, "memory_mb": memory, "rate": statistics.median(rates["batch"]), "rates": rates["batch"],
-            "single": statistics.median(rates["single"]), "single_rates": rates["single"], "hits": hits,
-            "stats": index.stats}
+    return {"build_s": build, "memory_mb": memory, "hits": hits, "stats": index.stats,
+            **{m: statistics.median(r) for m, r in rates.items()}, **{f"{m}_rates": r for m, r in rates.items()}}
 
 
 def run_matcher(indicators: list[dict[str, Any]], pool: list[Observed], patterns: int, observations: int) -> dict[str, Any]:
@@ -225,7 +229,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--indicators", type=int, default=100_000)
     ap.add_argument("--observations", type=int, default=1_000_000)
-    ap.add_argument("--pool", type=int, default=50_000, help="observations generated at a time (outside the timing)")
+    ap.add_argument("--cold-chunk", type=int, default=50_000,
+                    help="observations generated at a time for the cold figure (outside the timing)")
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--hit-rate", type=float, default=0.005)
     ap.add_argument("--matcher-patterns", type=int, default=1000)
@@ -234,28 +239,34 @@ def main() -> None:
     args = ap.parse_args()
     r = random.Random(args.seed)
     indicators, hit_values = make_indicators(args.indicators, r)
-    pool = make_observations(min(args.pool, args.observations), hit_values, random.Random(args.seed + 1), args.hit_rate)
 
-    def chunks() -> Any:
-        for n in range(0, args.observations, args.pool):
-            size = min(args.pool, args.observations - n)
-            yield pool[:size] if n == 0 else make_observations(size, hit_values, random.Random(args.seed + 1 + n),
-                                                               args.hit_rate)
+    def batch(b: int) -> list[Observed]:  # the b-th batch of observations, the same on every call
+        size = min(BATCH, args.observations - b * BATCH)
+        return make_observations(size, hit_values, random.Random(args.seed * 1_000_003 + b), args.hit_rate)
 
-    print(f"{args.indicators:,} indicators, {args.observations:,} distinct observations (generated in chunks of "
-          f"{args.pool:,} outside the timing), one core")
+    def chunks(cold: bool) -> Any:
+        batches = range(-(-args.observations // BATCH))
+        if not cold:
+            yield from map(batch, batches)
+            return
+        per = max(1, args.cold_chunk // BATCH)
+        for start in range(0, len(batches), per):
+            yield [obs for b in batches[start:start + per] for obs in batch(b)]
+
+    print(f"{args.indicators:,} indicators, {args.observations:,} distinct observations (generated outside the "
+          f"timing: each batch just before it is matched; cold: {args.cold_chunk:,} at a time), one core")
     ours = run_ours(indicators, chunks, args.observations, args.passes)
     s = ours["stats"]
     print(f"kuroshio index: build {ours['build_s']:.2f} s ({args.indicators / ours['build_s']:,.0f} indicators/s), "
           f"memory +{ours['memory_mb']:.0f} MB, leaves exact/keyed/residual {s.exact_leaves:,}/{s.keyed_leaves:,}/{s.residual_leaves:,}, "
           f"compound {s.compound:,}")
-    print(f"kuroshio match_many (batches of 1,000): {ours['rate']:,.0f} observations/s (median of {args.passes}: "
-          f"{', '.join(f'{x:,.0f}' for x in ours['rates'])}), {ours['hits']:,} hits per pass")
-    print(f"kuroshio match (one at a time):        {ours['single']:,.0f} observations/s (median of {args.passes}: "
-          f"{', '.join(f'{x:,.0f}' for x in ours['single_rates'])})")
-    evals = ours["rate"] * args.indicators
+    for mode, label in (("batch", "match_many, batches of 1,000"), ("cold", "match_many, cold batches     "),
+                        ("single", "match, one at a time         ")):
+        print(f"kuroshio {label}: {ours[mode]:,.0f} observations/s (median of {args.passes}: "
+              f"{', '.join(f'{x:,.0f}' for x in ours[mode + '_rates'])})" + (f", {ours['hits']:,} hits per pass" if mode == "single" else ""))
+    evals = ours["batch"] * args.indicators
     if args.matcher_patterns:
-        ref = run_matcher(indicators, pool, args.matcher_patterns, args.matcher_observations)
+        ref = run_matcher(indicators, batch(0), args.matcher_patterns, args.matcher_observations)
         print(f"stix2-matcher: {args.matcher_patterns:,} patterns x {args.matcher_observations} observations: "
               f"compiles {ref['compile_per_s']:,.0f} patterns/s, {ref['evals_per_s']:,.0f} evaluations/s "
               f"= {ref['evals_per_s'] / args.indicators:.3f} observations/s against {args.indicators:,} indicators "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 
 from hypothesis import HealthCheck, given, settings
@@ -231,3 +232,27 @@ def test_ipv4_reader_agrees_with_ipaddress_on_any_text(text: str) -> None:
     from kuroshio.correlate.index import _ipv4
 
     assert _ipv4(text) == _ipv4_by_ipaddress(text), repr(text)
+
+
+_AFFIX_TEXT = st.text(alphabet="ab.é%_", max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["p", "s"]), _AFFIX_TEXT), min_size=1, max_size=6),
+       st.lists(st.one_of(_AFFIX_TEXT, st.text(max_size=8)), min_size=1, max_size=30))
+def test_a_batch_of_strings_finds_the_affixes_each_string_finds(keys: list[tuple[str, str]], values: list[str]) -> None:
+    """Prefixes, suffixes and domain forms (a suffix that starts with a dot) probed over a whole batch
+    find, string by string, what the one-string lookup finds — dots at either end, runs of dots, text that
+    NFC changes included."""
+    from kuroshio.correlate.index import _PathTable
+
+    table = _PathTable(("value",))
+    for n, (kind, text) in enumerate(keys):
+        table.file((kind, unicodedata.normalize("NFC", text)), (f"indicator--{n}", 0, False))
+    values = [unicodedata.normalize("NFD", v) if n % 3 == 0 else v for n, v in enumerate(values)]
+    one: list[list] = [[] for _ in values]
+    for v, out in zip(values, one, strict=True):
+        table.affixes_of(v, out)
+    many: list[list] = [[] for _ in values]
+    table.affixes_many(values, list(range(len(values))), many)
+    assert [sorted(map(id, x)) for x in many] == [sorted(map(id, x)) for x in one]

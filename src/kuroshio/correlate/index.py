@@ -317,7 +317,8 @@ class _PathTable:
         self.nets6: dict[int, dict[int, list[LeafRef]]] = {}
         self.prefixes: dict[int, dict[str, list[LeafRef]]] = {}
         self.suffixes: dict[int, dict[str, list[LeafRef]]] = {}
-        self.dotted: dict[str, list[LeafRef]] = {}  # suffixes that start with a dot (domain forms)
+        # suffixes that start with a dot (domain forms), filed without it: the text after some dot of a value
+        self.dotted: dict[str, list[LeafRef]] = {}
 
     def file(self, key: Key, ref: LeafRef) -> list[LeafRef] | _Ranges:
         """File a leaf under a key; returns where it went (for removal)."""
@@ -352,7 +353,7 @@ class _PathTable:
                         self.wide4.append(entry)
             return bucket
         if kind == "s" and value.startswith("."):
-            return self.dotted.setdefault(value, [])
+            return self.dotted.setdefault(value[1:], [])
         table2 = self.prefixes if kind == "p" else self.suffixes
         return table2.setdefault(len(value), {}).setdefault(value, [])
 
@@ -443,10 +444,37 @@ class _PathTable:
             dotted = self.dotted
             i = nv.find(".")
             while i >= 0:
-                hit = dotted.get(nv[i:])
+                hit = dotted.get(nv[i + 1:])
                 if hit:
                     out.append(hit)
                 i = nv.find(".", i + 1)
+
+    def affixes_many(self, values: list[str], owners: list[int], found: list[list[list[LeafRef]]]) -> None:
+        """`affixes_of` for a batch's strings (`owners[k]`: the observation `values[k]` came from), each
+        table probed over the whole batch in C: a prefix or suffix length at a time, and the domain forms a
+        dot at a time (the text after every value's first dot, then after its second, …)."""
+        joined = "".join(values)
+        if not joined.isascii():
+            values = [v if v.isascii() else unicodedata.normalize("NFC", v) for v in values]
+        for tables, cut in ((self.prefixes, _head), (self.suffixes, _tail)):
+            for length, table in tables.items():
+                keys = list(map(cut(length), values))  # a shorter value gives itself, which no key equals
+                for key, i in compress(zip(keys, owners, strict=True), map(table.__contains__, keys)):
+                    hit = table[key]
+                    if hit:
+                        found[i].append(hit)
+        dotted = self.dotted
+        if not dotted or "." not in joined:
+            return
+        rest, who = values, owners
+        while rest:
+            parts = list(map(_AT_DOT, rest))
+            dots = list(map(_SEPARATOR, parts))  # "." where the value had one more dot, else ""
+            rest, who = list(compress(map(_AFTER, parts), dots)), list(compress(who, dots))
+            for key, i in compress(zip(rest, who, strict=True), map(dotted.__contains__, rest)):
+                hit = dotted[key]
+                if hit:
+                    found[i].append(hit)
 
     def _networks(self, v: str, out: list[list[LeafRef]]) -> None:
         """Blocks holding `v` when it is a CIDR block or an IPv6 address."""
@@ -466,6 +494,19 @@ class _PathTable:
 
 _KEYABLE = frozenset({str, int, float})  # value types keys are made of (a bool would find the number's leaves)
 _STR_ONLY = {str}
+_AT_DOT = operator.methodcaller("partition", ".")
+_SEPARATOR = operator.itemgetter(1)
+_AFTER = operator.itemgetter(2)
+
+
+def _head(n: int) -> operator.itemgetter[str]:
+    """Reads a string's first `n` characters."""
+    return operator.itemgetter(slice(None, n))
+
+
+def _tail(n: int) -> operator.itemgetter[str]:
+    """Reads a string's last `n` characters."""
+    return operator.itemgetter(slice(-n, None) if n else slice(0, 0))
 
 # --- indicators ---------------------------------------------------------------------------------
 
@@ -709,11 +750,11 @@ class Index:
                     found[i].append(eq[v])
         if table.nets:
             table.networks_many(values, owners, types, found)
-        if table.affixes:  # LIKE prefixes and suffixes, MATCHES '^…': each string on its own
-            affixes = table.affixes_of
-            for v, i in zip(values, owners, strict=True):
-                if type(v) is str:
-                    affixes(v, found[i])
+        if table.affixes:  # LIKE prefixes and suffixes, MATCHES '^…'
+            if types != _STR_ONLY:
+                kept = [(v, i) for v, i in zip(values, owners, strict=True) if type(v) is str]
+                values, owners = [v for v, _ in kept], [i for _, i in kept]
+            table.affixes_many(values, owners, found)
 
     def _batch_plan(self) -> dict[str, tuple[tuple[tuple[_PathTable, str | None, Any], ...], list[LeafRef] | None]]:
         """Per object type: its indexed paths (table, plain key or reader) and the leaves evaluated
