@@ -44,9 +44,12 @@ bench: $(BENCH)
 campaign: $(STAMP)
 	KUROSHIO_PROPERTY_CASES=100000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/markings/test_property.py
 
-# the pattern-matching differential campaign: 100,000 generated cases against stix2-matcher
+# the pattern-matching differential campaign: 100,000 generated cases against stix2-matcher, then as many
+# of the index against full evaluation (one at a time, in batches, the batched affix probe)
 campaign-matcher: $(STAMP)
 	KUROSHIO_MATCHER_CASES=100000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/correlate/test_evaluate.py -k stix2_matcher
+	KUROSHIO_MATCHER_CASES=100000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/correlate/test_index.py \
+		-k "agrees_with_evaluation or one_at_a_time or affixes"
 
 # the federation fault campaign: 100 kill -9 during pull and 100 during push (syncing and serving nodes)
 campaign-federation: $(STAMP)

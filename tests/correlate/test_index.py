@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from kuroshio.correlate.evaluate import Pattern, TooComplex, observed_from_stix
 from kuroshio.correlate.index import Index
 
-from .test_evaluate import _obs, _sco, observation_sets, patterns
+from .test_evaluate import CASES, _obs, _sco, observation_sets, patterns
 
 
 def _indicator(pattern: str, n: int = 1, **extra: object) -> dict:
@@ -112,7 +112,8 @@ def test_unparseable_and_foreign_patterns_are_reported() -> None:
     assert len(index) == 0
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=max(300, CASES), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(pattern=patterns(), sets=observation_sets(), names=st.just(None))
 def test_index_agrees_with_evaluation(pattern: str, sets: list, names: None) -> None:
     """Fed one observation at a time, the index reports a hit exactly when the pattern matches the
@@ -155,7 +156,8 @@ def _ipv4_by_ipaddress(text: str) -> int | None:
         return None
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=max(200, CASES // 2), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(pats=st.lists(patterns(), min_size=1, max_size=4), sets=observation_sets(), cut=st.integers(0, 3))
 def test_batches_match_as_one_at_a_time(pats: list[str], sets: list, cut: int) -> None:
     """Index.match_many gives, observation by observation, the hits Index.match gives (compound state too)."""
@@ -237,7 +239,7 @@ def test_ipv4_reader_agrees_with_ipaddress_on_any_text(text: str) -> None:
 _AFFIX_TEXT = st.text(alphabet="ab.é%_", max_size=8)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=max(300, CASES), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["p", "s"]), _AFFIX_TEXT), min_size=1, max_size=6),
        st.lists(st.one_of(_AFFIX_TEXT, st.text(max_size=8)), min_size=1, max_size=30))
 def test_a_batch_of_strings_finds_the_affixes_each_string_finds(keys: list[tuple[str, str]], values: list[str]) -> None:
