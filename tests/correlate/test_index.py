@@ -173,12 +173,13 @@ def test_batches_match_as_one_at_a_time(pats: list[str], sets: list, cut: int) -
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(16, 32)), min_size=1, max_size=6),
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.one_of(st.integers(9, 32), st.integers(0, 8))),
+                min_size=1, max_size=6),
        st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=40), st.integers(0, 255))
 def test_cidr_blocks_hold_the_addresses_ipaddress_says(blocks: list[tuple[int, int]], addresses: list[int],
                                                        third: int) -> None:
-    """IPv4 blocks of /16 and longer are found through the first seven characters of an address's text
-    (Index.match_many probes a whole batch that way): every address a block holds, and no other."""
+    """IPv4 blocks of every length are found through the text of an address (Index.match_many probes a
+    whole batch that way; Index.match one address): every address a block holds, and no other."""
     import ipaddress
 
     from kuroshio.correlate.evaluate import Observed
@@ -189,8 +190,11 @@ def test_cidr_blocks_hold_the_addresses_ipaddress_says(blocks: list[tuple[int, i
         net = ipaddress.IPv4Network((base, plen), strict=False)
         nets.append(net)
         index.add(_indicator(f"[ipv4-addr:value ISSUBSET '{net}']", n + 1))
-    # addresses at random, and in and next to each block (short octets make the shortest texts)
+    # addresses at random, and in, at the edges of and next to each block (short octets make the shortest texts)
     candidates = [*addresses, *(int(n.network_address) for n in nets), *(int(n.broadcast_address) for n in nets),
+                  *((int(n.network_address) + a % n.num_addresses) for n in nets for a in addresses[:3]),
+                  *((int(n.network_address) - 1) % 2**32 for n in nets),
+                  *((int(n.broadcast_address) + 1) % 2**32 for n in nets),
                   *((int(n.network_address) & 0xFFFF0000) | (third << 8) | (third % 10) for n in nets)]
     batch = [Observed({"ipv4-addr--a": {"type": "ipv4-addr", "value": str(ipaddress.IPv4Address(a))}}, 0, 0, 1, a)
              for a in candidates]
@@ -198,6 +202,13 @@ def test_cidr_blocks_hold_the_addresses_ipaddress_says(blocks: list[tuple[int, i
         addr = ipaddress.IPv4Address(obs.ref)
         expected = {f"indicator--{uuid.UUID(int=n + 1, version=4)}" for n, net in enumerate(nets) if addr in net}
         assert {h.indicator_id for h in hits} == expected, (str(addr), [str(n) for n in nets])
+    table = next(iter(index._paths["ipv4-addr"].values()))  # the one-value probe (values of mixed types take it)
+    for obs in batch:
+        addr = ipaddress.IPv4Address(obs.ref)
+        one: list[list] = []
+        table.networks(str(addr), one)
+        expected = {f"indicator--{uuid.UUID(int=n + 1, version=4)}" for n, net in enumerate(nets) if addr in net}
+        assert {ref[0] for bucket in one for ref in bucket} == expected, (str(addr), [str(n) for n in nets])
 
 
 def test_seven_character_heads_cover_every_address_of_a_block() -> None:

@@ -285,6 +285,7 @@ class _PathTable:
         "affixes",
         "below",
         "by7",
+        "by24",
         "dotted",
         "eq",
         "fast",
@@ -307,10 +308,10 @@ class _PathTable:
         self.above = _Ranges(True)
         self.below = _Ranges(False)
         self.nets = self.affixes = self.ranges = False  # which kinds of keys are filed here
-        # IPv4 blocks of /16 or longer by the first seven characters of their addresses' text (no parsing
-        # for the many addresses in no block; a whole batch is probed in C), then checked on the parsed
-        # address; shorter blocks in a list
+        # IPv4 blocks of /9 or longer by the text of their addresses (see _file4), so that the many addresses
+        # in no block are never parsed and a whole batch is probed in C; then checked on the parsed address
         self.by7: dict[str, list[tuple[int, int, list[LeafRef]]]] = {}
+        self.by24: dict[str, list[tuple[int, int, list[LeafRef]]]] = {}
         self.wide4: list[tuple[int, int, list[LeafRef]]] = []
         self.eq: dict[Any, list[LeafRef]] = {}
         self.nets4: dict[int, dict[int, list[LeafRef]]] = {}
@@ -345,17 +346,31 @@ class _PathTable:
             if bucket is None:
                 bucket = table[plen][masked] = []
                 if kind == "n4":
-                    entry = (32 - plen, masked, bucket)
-                    if plen >= 16:
-                        for head in _heads7(plen, masked):
-                            self.by7.setdefault(head, []).append(entry)
-                    else:
-                        self.wide4.append(entry)
+                    self._file4(plen, masked, bucket)
             return bucket
         if kind == "s" and value.startswith("."):
             return self.dotted.setdefault(value[1:], [])
         table2 = self.prefixes if kind == "p" else self.suffixes
         return table2.setdefault(len(value), {}).setdefault(value, [])
+
+    def _file4(self, plen: int, masked: int, bucket: list[LeafRef]) -> None:
+        """File an IPv4 block for the address probe: a block of /17 to /32 under the text of the /24s it
+        covers ("a.b.c", at most 128) with its addresses' first seven characters marked; a block of /9 to
+        /16 under its addresses' first seven characters, which for a dotted quad always hold its first two
+        octets whole; a wider one in a list every address is checked against."""
+        entry = (32 - plen, masked, bucket)
+        if plen > 16:
+            for head in _heads7(plen, masked):
+                self.by7.setdefault(head, [])
+            first = (masked << (32 - plen)) >> 8
+            for x in range(first, first + (1 << max(0, 24 - plen))):
+                self.by24.setdefault(f"{x >> 16}.{(x >> 8) & 255}.{x & 255}", []).append(entry)
+        elif plen > 8:
+            for x in range(masked << (16 - plen), (masked + 1) << (16 - plen)):
+                for head in _heads7(16, x):
+                    self.by7.setdefault(head, []).append(entry)
+        else:
+            self.wide4.append(entry)
 
     def empty(self) -> bool:
         return not (self.eq or self.nets4 or self.nets6 or self.prefixes or self.suffixes or self.dotted
@@ -381,50 +396,50 @@ class _PathTable:
                 self.below.lookup(v, out)
 
     def networks(self, v: str, out: list[list[LeafRef]]) -> None:
-        """Blocks holding the string `v`. An IPv4 address's first seven characters find the /16-or-longer
-        blocks near it, so an address in no block is never parsed."""
-        near = self.by7.get(v[:7])
-        if near or self.wide4 or "/" in v or ":" in v:
-            self._blocks(v, near, out)
+        """Blocks holding the string `v`. An IPv4 address's first seven characters find the blocks near it,
+        so an address in no block is never parsed."""
+        if self.wide4 or v[:7] in self.by7 or "/" in v or ":" in v:
+            self._blocks(v, out)
 
     def networks_many(self, values: list[Any], owners: list[int], types: set[type],
                       found: list[list[list[LeafRef]]]) -> None:
         """`networks` for a batch's values (`owners[k]`: the observation `values[k]` came from; `types`:
-        the values' types). The first seven characters of every value are probed in C (map over a slice
-        and the dict), so only addresses near some block, and values that are not dotted quads (IPv6
-        addresses, CIDR blocks), take a step in Python."""
-        if self.wide4 or types != _STR_ONLY:  # blocks wider than /16, or values of other types
+        the values' types), in C over the batch: every value's first seven characters, then, for those near
+        a block, whether they name a /16 block's address or fall in a /24 some longer block covers; only
+        those, and values that are not dotted quads (IPv6 addresses, CIDR blocks), take a step in Python."""
+        if self.wide4 or types != _STR_ONLY:  # blocks wider than /9, or values of other types
             networks = self.networks
             for v, i in zip(values, owners, strict=True):
                 if type(v) is str:
                     networks(v, found[i])
             return
-        by7 = self.by7
-        flags = list(map(by7.__contains__, map(_HEAD7, values)))
+        by7, by24 = self.by7, self.by24
+        heads = list(map(_HEAD7, values))
+        near = list(compress(range(len(values)), map(by7.__contains__, heads)))
         joined = "\n".join(values)
-        for mark in (":", "/") if self.nets6 else ("/",):  # IPv6 addresses and CIDR blocks are parsed as networks
-            if mark in joined:
-                flags = list(map(operator.or_, flags, map(operator.contains, values, repeat(mark))))
-        for v, i in compress(zip(values, owners, strict=True), flags):
-            if ":" in v or "/" in v:
-                self._blocks(v, None, found[i])
-            else:
-                self._blocks(v, by7[v[:7]], found[i])
+        odd = [k for k in range(len(values)) if "/" in values[k] or (":" in values[k] and self.nets6)] \
+            if "/" in joined or (self.nets6 and ":" in joined) else []
+        if near:
+            texts = list(map(values.__getitem__, near))
+            flags = list(map(bool, map(by7.__getitem__, map(heads.__getitem__, near))))  # a /9–/16 block's address
+            if by24:
+                flags = list(map(operator.or_, flags, map(by24.__contains__, map(_HEAD, map(_AT_LAST_DOT, texts)))))
+            near = list(compress(near, flags))
+        for k in sorted({*near, *odd}) if odd else near:
+            self._blocks(values[k], found[owners[k]])
 
-    def _blocks(self, v: str, near: list[tuple[int, int, list[LeafRef]]] | None, out: list[list[LeafRef]]) -> None:
+    def _blocks(self, v: str, out: list[list[LeafRef]]) -> None:
         addr = _IPV4_SEEN.get(v, -1)
         if addr == -1:
             addr = _ipv4(v)
         if addr is None:
             self._networks(v, out)
             return
-        if near:
-            for shift, masked, hit in near:
-                if addr >> shift == masked and hit:
-                    out.append(hit)
-        for shift, masked, hit in self.wide4:
-            if addr >> shift == masked and hit:
-                out.append(hit)
+        for entries in (self.by7.get(v[:7]), self.by24.get(v.rpartition(".")[0]) if self.by24 else None, self.wide4):
+            if entries:
+                for shift, masked, hit in entries:
+                    if addr >> shift == masked and hit:
+                        out.append(hit)
 
     def affixes_of(self, v: str, out: list[list[LeafRef]]) -> None:
         """Append the leaves filed under literal prefixes and suffixes (domain forms at each dot) of `v`."""
@@ -495,6 +510,8 @@ class _PathTable:
 _KEYABLE = frozenset({str, int, float})  # value types keys are made of (a bool would find the number's leaves)
 _STR_ONLY = {str}
 _AT_DOT = operator.methodcaller("partition", ".")
+_AT_LAST_DOT = operator.methodcaller("rpartition", ".")
+_HEAD = operator.itemgetter(0)
 _SEPARATOR = operator.itemgetter(1)
 _AFTER = operator.itemgetter(2)
 
