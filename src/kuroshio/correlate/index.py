@@ -604,15 +604,14 @@ class Index:
         needs_evaluation = not simple
         if not simple:
             try:
-                pattern = ind.pattern()
+                ind.pattern()  # compiled now, so that a pattern evaluation cannot take is refused at ingest
             except ValueError as exc:
                 self.stats.rejected[ident] = f"the pattern cannot be evaluated: {exc}"
                 return self.stats.rejected[ident]
+            # the pattern's own WITHIN is decided by evaluation, not by what is kept: observations arrive out
+            # of order (partners' observed-data late, sensors' threads), and a late one pairs with an older one
             ind.recent = deque(maxlen=self.window)
-            root = pattern.root
             ind.horizon = self.horizon_us
-            if getattr(root, "op", None) == "WITHIN":
-                ind.horizon = min(self.horizon_us, root.arg)  # type: ignore[union-attr]
             self.stats.compound += 1
         for number, leaf in enumerate(leaves):
             keys = _expr_keys(leaf.expr)
