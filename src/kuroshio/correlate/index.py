@@ -538,7 +538,6 @@ class _Indicator:
     simple: bool  # one leaf, no qualifier
     buckets: list[list[LeafRef] | _Ranges]  # where its refs are filed (for removal)
     compiled: Pattern | None = None
-    horizon: int = HORIZON_S * 1_000_000
     recent: deque[tuple[Observed, frozenset[int]]] | None = None
 
     def pattern(self) -> Pattern:
@@ -604,14 +603,13 @@ class Index:
         needs_evaluation = not simple
         if not simple:
             try:
-                ind.pattern()  # compiled now, so that a pattern evaluation cannot take is refused at ingest
+                ind.pattern()  # compiled now, so that a pattern the evaluator cannot take is refused at ingest
             except ValueError as exc:
                 self.stats.rejected[ident] = f"the pattern cannot be evaluated: {exc}"
                 return self.stats.rejected[ident]
             # the pattern's own WITHIN is decided by evaluation, not by what is kept: observations arrive out
             # of order (partners' observed-data late, sensors' threads), and a late one pairs with an older one
             ind.recent = deque(maxlen=self.window)
-            ind.horizon = self.horizon_us
             self.stats.compound += 1
         for number, leaf in enumerate(leaves):
             keys = _expr_keys(leaf.expr)
@@ -830,7 +828,7 @@ class Index:
     def _compound(self, ind: _Indicator, obs: Observed, numbers: frozenset[int]) -> Hit | None:
         recent = ind.recent
         assert recent is not None
-        while recent and recent[0][0].last < obs.first - ind.horizon:
+        while recent and recent[0][0].last < obs.first - self.horizon_us:
             recent.popleft()
         recent.append((obs, numbers))
         pattern = ind.pattern()
