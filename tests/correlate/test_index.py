@@ -115,6 +115,18 @@ def test_a_late_observation_pairs_with_an_older_one_within_the_window() -> None:
     assert len(hits) == 1 and hits[0].others[0].first == 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 
 
+def test_a_match_under_within_is_evidenced_by_the_observations_in_its_window() -> None:
+    """Observations outside the WITHIN width of the one that completes a match are neither evaluated
+    with it nor reported as its evidence (which keeps a pattern hit by every observation cheap)."""
+    index = Index()
+    index.add(_indicator("([ipv4-addr:value = '192.0.2.1'] AND [ipv4-addr:value = '192.0.2.2']) WITHIN 5 SECONDS"))
+    a, b = _sco("ipv4-addr", 1, value="192.0.2.1"), _sco("ipv4-addr", 2, value="192.0.2.2")
+    for t in ("00:00:00", "00:01:40", "00:03:20"):
+        assert index.match(_obs([a], f"2026-01-01T{t}Z")) == []
+    hits = index.match(_obs([b], "2026-01-01T00:03:21Z"))
+    assert len(hits) == 1 and [o.first for o in hits[0].others] == [1_767_225_800_000_000]  # 00:03:20 only
+
+
 def test_unparseable_and_foreign_patterns_are_reported() -> None:
     index = Index()
     bad = _indicator("[ipv4-addr:value = ")

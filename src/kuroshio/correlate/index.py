@@ -538,6 +538,7 @@ class _Indicator:
     simple: bool  # one leaf, no qualifier
     buckets: list[list[LeafRef] | _Ranges]  # where its refs are filed (for removal)
     compiled: Pattern | None = None
+    within: int | None = None  # the pattern's outermost WITHIN, microseconds
     recent: deque[tuple[Observed, frozenset[int]]] | None = None
 
     def pattern(self) -> Pattern:
@@ -603,13 +604,15 @@ class Index:
         needs_evaluation = not simple
         if not simple:
             try:
-                ind.pattern()  # compiled now, so that a pattern the evaluator cannot take is refused at ingest
+                root = ind.pattern().root  # compiled now, so that a pattern the evaluator cannot take is refused
             except ValueError as exc:
                 self.stats.rejected[ident] = f"the pattern cannot be evaluated: {exc}"
                 return self.stats.rejected[ident]
-            # the pattern's own WITHIN is decided by evaluation, not by what is kept: observations arrive out
-            # of order (partners' observed-data late, sensors' threads), and a late one pairs with an older one
+            # what is kept is the horizon, not the pattern's own WITHIN: observations arrive out of order (a
+            # partner's observed-data late, a sensor's threads), and a late one pairs with an older one
             ind.recent = deque(maxlen=self.window)
+            if getattr(root, "op", None) == "WITHIN":
+                ind.within = root.arg  # type: ignore[union-attr]
             self.stats.compound += 1
         for number, leaf in enumerate(leaves):
             keys = _expr_keys(leaf.expr)
@@ -832,8 +835,15 @@ class Index:
             recent.popleft()
         recent.append((obs, numbers))
         pattern = ind.pattern()
-        observations = [o for o, _ in recent]
-        hits = [[i for i, (_, nums) in enumerate(recent) if n in nums] for n in range(len(pattern.leaves))]
+        # what came before this observation did not match (a match consumes it, and more observations only add
+        # bindings), so a match binds this one: under an outermost WITHIN, only observations within its width
+        # of this one can be bound with it
+        kept = list(recent)
+        if ind.within is not None:
+            lo, hi = obs.first - ind.within, obs.last + ind.within
+            kept = [(o, nums) for o, nums in kept if o.last >= lo and o.first <= hi]
+        observations = [o for o, _ in kept]
+        hits = [[i for i, (_, nums) in enumerate(kept) if n in nums] for n in range(len(pattern.leaves))]
         try:
             if not pattern.matches(observations, hits):
                 return None
