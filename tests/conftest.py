@@ -1,8 +1,10 @@
-"""Shared fixtures: the real third-party data folder, node homes, a real HTTP server, both store backends."""
+"""Shared fixtures: the real third-party data folder, node homes, a real HTTP server, both store backends,
+and a free port for servers the tests start in their own processes."""
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -20,6 +22,13 @@ _DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA = Path(os.environ.get("KUROSHIO_DATA", str(_DEFAULT_DATA)))
 POSTGRES_URL = os.environ.get("KUROSHIO_TEST_POSTGRES")
 PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

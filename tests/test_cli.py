@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+
+from .conftest import free_port
 
 KUROSHIO = [sys.executable, "-m", "kuroshio.cli"]
 TAXII = "application/taxii+json;version=2.1"
@@ -80,12 +81,6 @@ def test_import_export_round_trip(home: Path, data_dir: Path) -> None:
     assert {o["type"] for o in patterns["objects"]} == {"attack-pattern"} and len(patterns["objects"]) == 188
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _first_answer(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
     """GET `url` once the server listens (a server process takes a few seconds to start)."""
     deadline = time.monotonic() + 20
@@ -100,7 +95,7 @@ def _first_answer(url: str, headers: dict[str, str] | None = None) -> httpx.Resp
 
 def test_serve_answers_taxii_and_stops_on_signal(home: Path) -> None:
     token = run("user", "add", home, "svc", "--token").stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*KUROSHIO, "serve", str(home), "--port", str(port), "--log-level", "warning"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -147,7 +142,7 @@ def test_serve_leaves_no_ingest_worker_behind(home: Path, stop: signal.Signals) 
     """An init system stops the service with SIGTERM (or kills it): its ingest worker processes go with it."""
     (home / "node.toml").write_text((home / "node.toml").read_text().replace("[server]\n", "[server]\ningest_workers = 2\n", 1))
     token = run("user", "add", home, "svc", "--role", "contributor", "--token").stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*KUROSHIO, "serve", str(home), "--port", str(port), "--log-level", "warning",
                              "--no-sync"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     headers = {"Authorization": f"Bearer {token}", "Accept": TAXII, "Content-Type": TAXII}
@@ -181,7 +176,7 @@ def test_partner_commands_link_two_nodes_and_sync_them(tmp_path: Path) -> None:
     twn, jpn = tmp_path / "twn", tmp_path / "jpn"
     ports = []
     for h, org in ((twn, "TWN"), (jpn, "JPN")):
-        ports.append(_free_port())
+        ports.append(free_port())
         run("init", h, "--org", org, "--port", str(ports[-1]))
     for h, org in ((twn, "TWN"), (jpn, "JPN")):
         (tmp_path / f"{org}.card").write_text(run("partner", "card", h).stdout)

@@ -279,17 +279,24 @@ _AFFIX_TEXT = st.text(alphabet="ab.é%_", max_size=8)
        st.lists(st.one_of(_AFFIX_TEXT, st.text(max_size=8)), min_size=1, max_size=30))
 def test_a_batch_of_strings_finds_the_affixes_each_string_finds(keys: list[tuple[str, str]], values: list[str]) -> None:
     """Prefixes, suffixes and domain forms (a suffix that starts with a dot) probed over a whole batch
-    find, string by string, what the one-string lookup finds — dots at either end, runs of dots, text that
-    NFC changes included."""
+    find, string by string, what each string alone finds, and that is every key the NFC form of the
+    string starts (prefix) or ends (suffix) with — dots at either end, runs of dots, text that NFC
+    changes included."""
     from kuroshio.correlate.index import _PathTable
 
     table = _PathTable(("value",))
-    for n, (kind, text) in enumerate(keys):
-        table.file((kind, unicodedata.normalize("NFC", text)), (f"indicator--{n}", 0, False))
+    filed = [(kind, unicodedata.normalize("NFC", text)) for kind, text in keys]
+    for n, key in enumerate(filed):
+        table.file(key, (f"indicator--{n}", 0, False))
     values = [unicodedata.normalize("NFD", v) if n % 3 == 0 else v for n, v in enumerate(values)]
     one: list[list] = [[] for _ in values]
     for v, out in zip(values, one, strict=True):
-        table.affixes_of(v, out)
+        table.affixes_many([v], [0], [out])
     many: list[list] = [[] for _ in values]
     table.affixes_many(values, list(range(len(values))), many)
     assert [sorted(map(id, x)) for x in many] == [sorted(map(id, x)) for x in one]
+    for v, out in zip(values, many, strict=True):
+        nv = unicodedata.normalize("NFC", v)
+        expected = {f"indicator--{n}" for n, (kind, text) in enumerate(filed)
+                    if (nv.startswith(text) if kind == "p" else nv.endswith(text))}
+        assert {ref[0] for bucket in out for ref in bucket} == expected, (v, filed)

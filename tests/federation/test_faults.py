@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,16 +36,12 @@ from kuroshio.markings.definitions import TLP2
 from kuroshio.node import Node
 from kuroshio.store import ObjectFilter
 
+from ..conftest import free_port
+
 KILLS = int(os.environ.get("KUROSHIO_FAULT_KILLS", "12"))
 OBJECTS = int(os.environ.get("KUROSHIO_FAULT_OBJECTS", "2000"))
 T = "2026-01-01T00:00:00.000Z"
 CLI = [sys.executable, "-c", "from kuroshio.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def indicators(n: int, creator: str) -> list[dict[str, Any]]:

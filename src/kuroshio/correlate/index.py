@@ -386,7 +386,7 @@ class _PathTable:
             if self.nets:
                 self.networks(v, out)
             if self.affixes:
-                self.affixes_of(v, out)
+                self.affixes_many([v], [0], [out])
         elif tv is int or tv is float:
             hit = self.eq.get(v)
             if hit:
@@ -441,33 +441,11 @@ class _PathTable:
                     if addr >> shift == masked and hit:
                         out.append(hit)
 
-    def affixes_of(self, v: str, out: list[list[LeafRef]]) -> None:
-        """Append the leaves filed under literal prefixes and suffixes (domain forms at each dot) of `v`."""
-        nv = v if v.isascii() else unicodedata.normalize("NFC", v)
-        n = len(nv)
-        for length, table in self.prefixes.items():
-            if length <= n:
-                hit = table.get(nv[:length])
-                if hit:
-                    out.append(hit)
-        for length, table in self.suffixes.items():
-            if length <= n:
-                hit = table.get(nv[n - length:])
-                if hit:
-                    out.append(hit)
-        if self.dotted:
-            dotted = self.dotted
-            i = nv.find(".")
-            while i >= 0:
-                hit = dotted.get(nv[i + 1:])
-                if hit:
-                    out.append(hit)
-                i = nv.find(".", i + 1)
-
     def affixes_many(self, values: list[str], owners: list[int], found: list[list[list[LeafRef]]]) -> None:
-        """`affixes_of` for a batch's strings (`owners[k]`: the observation `values[k]` came from), each
-        table probed over the whole batch in C: a prefix or suffix length at a time, and the domain forms a
-        dot at a time (the text after every value's first dot, then after its second, …)."""
+        """Append to `found[owners[k]]` the leaves filed under literal prefixes and suffixes of the string
+        `values[k]` (NFC), each table probed over the whole batch in C: a prefix or suffix length at a time,
+        and the domain forms a dot at a time (the text after every value's first dot, then after its
+        second, …)."""
         joined = "".join(values)
         if not joined.isascii():
             values = [v if v.isascii() else unicodedata.normalize("NFC", v) for v in values]
@@ -514,6 +492,12 @@ _AT_LAST_DOT = operator.methodcaller("rpartition", ".")
 _HEAD = operator.itemgetter(0)
 _SEPARATOR = operator.itemgetter(1)
 _AFTER = operator.itemgetter(2)
+
+
+def _only(types: set[type] | frozenset[type], values: list[Any], owners: list[int]) -> tuple[list[Any], list[int]]:
+    """The values of the given types, with the observations they came from."""
+    keep = [type(v) in types for v in values]
+    return list(compress(values, keep)), list(compress(owners, keep))
 
 
 def _head(n: int) -> operator.itemgetter[str]:
@@ -749,8 +733,7 @@ class Index:
         None where the object has no value there)."""
         types = set(map(type, values))
         if not types <= _KEYABLE:  # None, and values no key is made of (lists, objects, booleans): left out
-            kept = [(v, i) for v, i in zip(values, owners, strict=True) if type(v) in _KEYABLE]
-            values, owners = [v for v, _ in kept], [i for _, i in kept]
+            values, owners = _only(_KEYABLE, values, owners)
             types &= _KEYABLE
         if not values:
             return
@@ -769,8 +752,7 @@ class Index:
             table.networks_many(values, owners, types, found)
         if table.affixes:  # LIKE prefixes and suffixes, MATCHES '^…'
             if types != _STR_ONLY:
-                kept = [(v, i) for v, i in zip(values, owners, strict=True) if type(v) is str]
-                values, owners = [v for v, _ in kept], [i for _, i in kept]
+                values, owners = _only(_STR_ONLY, values, owners)
             table.affixes_many(values, owners, found)
 
     def _batch_plan(self) -> dict[str, tuple[tuple[tuple[_PathTable, str | None, Any], ...], list[LeafRef] | None]]:
@@ -838,10 +820,11 @@ class Index:
         # what came before this observation did not match (a match consumes it, and more observations only add
         # bindings), so a match binds this one: under an outermost WITHIN, only observations within its width
         # of this one can be bound with it
-        kept = list(recent)
-        if ind.within is not None:
+        if ind.within is None:
+            kept = list(recent)
+        else:
             lo, hi = obs.first - ind.within, obs.last + ind.within
-            kept = [(o, nums) for o, nums in kept if o.last >= lo and o.first <= hi]
+            kept = [(o, nums) for o, nums in recent if o.last >= lo and o.first <= hi]
         observations = [o for o, _ in kept]
         hits = [[i for i, (_, nums) in enumerate(kept) if n in nums] for n in range(len(pattern.leaves))]
         try:
